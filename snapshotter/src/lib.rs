@@ -1,0 +1,10 @@
+//! Storage under every strata build: a content store of blobs addressed by sha256, a metadata database shared by
+//! concurrent `strata` processes, snapshots (overlayfs or plain copies), and the diff/apply of OCI layers.
+
+pub mod content;
+pub mod digest;
+mod error;
+
+pub use content::{BlobWriter, ContentStore};
+pub use digest::Digest;
+pub use error::{Error, Result};

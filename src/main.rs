@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about)]
 struct Cli {
+    #[command(flatten)]
+    globals: cmd::Globals,
     #[command(subcommand)]
     command: Command,
 }

@@ -4,7 +4,9 @@
 pub mod content;
 pub mod digest;
 mod error;
+pub mod mount;
 
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
+pub use mount::Mount;
 pub use error::{Error, Result};

@@ -61,6 +61,7 @@ pub fn run_init_if_requested() {
 }
 
 fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
+    close_inherited_fds()?;
     for fd in [control.as_fd(), report_pipe.as_fd()] {
         // The container process must not inherit them: an open report pipe would keep the caller waiting.
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context(|| "setting close-on-exec on fds 3 and 4".to_owned())?;
@@ -101,6 +102,17 @@ fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
             wait_for_command(child, &signals, control)
         }
     }
+}
+
+/// Closes every fd above 4: whatever the caller's process leaked without close-on-exec (a jobserver pipe,
+/// say) must not reach the container.
+fn close_inherited_fds() -> Result<()> {
+    let first = (REPORT_FD + 1) as libc::c_uint;
+    // SAFETY: close_range only closes descriptors; none above 4 is owned by anything in this fresh process.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context(|| "closing the fds the init inherited".to_owned());
+    }
+    Ok(())
 }
 
 /// Waits for the command to exit, forwarding signals, and kills it when the caller closes the control pipe.

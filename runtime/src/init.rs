@@ -16,7 +16,7 @@ use std::path::Path;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, sigprocmask, signal};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, pipe2};
@@ -64,7 +64,8 @@ fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
     close_inherited_fds()?;
     for fd in [control.as_fd(), report_pipe.as_fd()] {
         // The container process must not inherit them: an open report pipe would keep the caller waiting.
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context(|| "setting close-on-exec on fds 3 and 4".to_owned())?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .context(|| "setting close-on-exec on fds 3 and 4".to_owned())?;
     }
     let config = receive_config(&mut File::from(control.try_clone().context(|| "duplicating fd 3".to_owned())?))?;
     if let Some(plan) = &config.user_namespace {

@@ -8,7 +8,8 @@ use crate::spec::Network;
 /// Unshares mount, PID, IPC and UTS namespaces, and the network one for [`Network::None`]. The caller's
 /// children are born in the new PID namespace; the caller itself stays outside it.
 pub(crate) fn unshare_namespaces(network: Network) -> Result<()> {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
     if network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }

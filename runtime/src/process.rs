@@ -62,8 +62,7 @@ impl Runtime {
             .tempdir()
             .context(|| "creating the container's state directory".to_owned())?;
         write_etc_files(state_dir.path(), spec)?;
-        let user_namespace =
-            (!nix::unistd::geteuid().is_root()).then(UserNamespacePlan::for_current_user);
+        let user_namespace = (!nix::unistd::geteuid().is_root()).then(UserNamespacePlan::for_current_user);
         let config = InitConfig { spec: spec.clone(), state_dir: state_dir.path().to_owned(), user_namespace };
         let (control_read, control_write) = cloexec_pipe("control")?;
         let (report_read, report_write) = cloexec_pipe("report")?;

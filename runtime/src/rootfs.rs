@@ -48,10 +48,9 @@ pub(crate) fn write_etc_files(state_dir: &Path, spec: &ProcessSpec) -> Result<()
     let host_file = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let hosts = match spec.network {
         Network::Host => host_file("/etc/hosts"),
-        Network::None => format!(
-            "127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback {0}\n",
-            spec.hostname
-        ),
+        Network::None => {
+            format!("127.0.0.1\tlocalhost {0}\n::1\tlocalhost ip6-localhost ip6-loopback {0}\n", spec.hostname)
+        }
     };
     let contents = [hosts, host_file("/etc/resolv.conf"), format!("{}\n", spec.hostname)];
     for (name, content) in ETC_FILES.iter().zip(contents) {
@@ -112,7 +111,10 @@ fn mount_rootfs(spec: &ProcessSpec, root: &Path, skeleton: &Path) -> Result<()> 
     let points = mount_points(spec);
     let mounts = match &spec.rootfs {
         Rootfs::Directory(dir) => {
-            mount_at(&Mount { fs_type: "bind".to_owned(), source: dir.clone(), options: vec!["rbind".to_owned()] }, root)?;
+            mount_at(
+                &Mount { fs_type: "bind".to_owned(), source: dir.clone(), options: vec!["rbind".to_owned()] },
+                root,
+            )?;
             return create_missing(root, &points);
         }
         Rootfs::Mounts(mounts) => mounts,
@@ -131,11 +133,10 @@ fn mount_rootfs(spec: &ProcessSpec, root: &Path, skeleton: &Path) -> Result<()> 
         umount2(root, MntFlags::MNT_DETACH).context(|| format!("unmounting the rootfs at {}", root.display()))?;
     }
     let mut with_skeleton = mounts.clone();
-    let lowerdir = with_skeleton[top_overlay]
-        .options
-        .iter_mut()
-        .find(|o| o.starts_with("lowerdir="))
-        .ok_or_else(|| Error::InvalidSpec(format!("overlay rootfs mount {:?} has no lowerdir", mounts[top_overlay])))?;
+    let lowerdir =
+        with_skeleton[top_overlay].options.iter_mut().find(|o| o.starts_with("lowerdir=")).ok_or_else(|| {
+            Error::InvalidSpec(format!("overlay rootfs mount {:?} has no lowerdir", mounts[top_overlay]))
+        })?;
     *lowerdir = format!("lowerdir={}:{}", skeleton.display(), &lowerdir["lowerdir=".len()..]);
     mount_all(&with_skeleton, root)
 }
@@ -214,11 +215,9 @@ fn mask_kernel_paths() -> Result<()> {
     for path in MASKED_PATHS.map(Path::new) {
         let mask = match path.metadata() {
             Err(_) => continue,
-            Ok(meta) if meta.is_dir() => Mount {
-                fs_type: "tmpfs".to_owned(),
-                source: PathBuf::from("tmpfs"),
-                options: vec!["ro".to_owned()],
-            },
+            Ok(meta) if meta.is_dir() => {
+                Mount { fs_type: "tmpfs".to_owned(), source: PathBuf::from("tmpfs"), options: vec!["ro".to_owned()] }
+            }
             Ok(_) => read_only_bind(PathBuf::from("/dev/null")),
         };
         mount_at(&mask, path)?;

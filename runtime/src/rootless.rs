@@ -121,8 +121,7 @@ fn write_proc(path: &Path, content: &str) -> Result<()> {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 /// The first `start:count` range of `/etc/subuid`-style `ranges` for the user, by name or by id.

@@ -16,7 +16,8 @@ fn the_command_is_pid_1_with_its_own_hostname_and_no_host_files() {
     }
     let busybox = Busybox::new();
     let marker = busybox.scratch("host-only");
-    let script = format!("echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls {} 2>&1 || true", marker.display());
+    let script =
+        format!("echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; ls {} 2>&1 || true", marker.display());
     let out = stdout_of(busybox.sh(&script).hostname("box"));
     let lines: Vec<_> = out.lines().collect();
     assert_eq!(lines[..3], ["1", "box", &format!("sh -c {script} ")], "{out}");
@@ -83,7 +84,8 @@ fn env_cwd_and_home() {
         return;
     }
     let busybox = Busybox::new();
-    let out = stdout_of(busybox.sh("echo $GREETING; pwd; echo $HOME").env("GREETING", "hello world").cwd("/made/for/you"));
+    let out =
+        stdout_of(busybox.sh("echo $GREETING; pwd; echo $HOME").env("GREETING", "hello world").cwd("/made/for/you"));
     assert_eq!(out, "hello world\n/made/for/you\n/root");
     assert_eq!(stdout_of(busybox.sh("echo $HOME").env("HOME", "/elsewhere")), "/elsewhere");
 }
@@ -114,7 +116,9 @@ fn network_none_has_only_loopback_and_it_is_up() {
         return;
     }
     let busybox = Busybox::new();
-    let out = stdout_of(busybox.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip link show lo").network(Network::None));
+    let out = stdout_of(
+        busybox.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip link show lo").network(Network::None),
+    );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("lo"), "{out}");
     assert!(lines.next().is_some_and(|l| l.contains("<LOOPBACK,UP,LOWER_UP>")), "{out}");
@@ -140,9 +144,12 @@ fn an_overlay_rootfs_keeps_runtime_files_out_of_the_upper_dir() {
         ],
     };
     let cache = busybox.scratch("cache");
-    let spec = ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", "cat /etc/hostname; ls /etc; echo x > /dev/shm/y; echo made > /new; touch /cache/hit"])
-        .hostname("layered")
-        .bind(&cache, "/cache", false);
+    let spec = ProcessSpec::builder(
+        Rootfs::Mounts(vec![overlay]),
+        ["sh", "-c", "cat /etc/hostname; ls /etc; echo x > /dev/shm/y; echo made > /new; touch /cache/hit"],
+    )
+    .hostname("layered")
+    .bind(&cache, "/cache", false);
     let out = stdout_of(spec);
     assert!(out.starts_with("layered\ngroup\nhostname\nhosts\npasswd\nresolv.conf\nshadow"), "{out}");
     assert_eq!(tree(&upper), ["new"], "only the command's own writes belong in the layer");

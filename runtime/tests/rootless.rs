@@ -61,7 +61,8 @@ fn rootless_half() {
             format!("workdir={}", work.display()),
         ],
     };
-    let on_overlay = ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", "echo hi > /hello; cat /etc/hostname"]);
+    let on_overlay =
+        ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", "echo hi > /hello; cat /etc/hostname"]);
     let done = runtime().run_to_completion(&on_overlay.build().unwrap(), None).unwrap();
     assert_eq!((done.exit_code, String::from_utf8_lossy(&done.stdout).as_ref()), (0, "strata\n"), "{done:?}");
     assert_eq!(common::tree(&upper), ["hello"]);

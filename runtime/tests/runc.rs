@@ -49,8 +49,18 @@ const CASES: &[Case] = &[
     Case { script: "ulimit -n; ulimit -Hn", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
     Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
     Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "daemon", runc_user: (1, 1, &[]), cwd: "/" },
-    Case { script: "cut -d: -f1 /proc/net/dev; cat /sys/class/net/lo/operstate", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "cat /proc/kcore /proc/sys/kernel/hostname 2>&1 | head -c 40; echo x > /proc/sys/kernel/hostname", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
+    Case {
+        script: "cut -d: -f1 /proc/net/dev; cat /sys/class/net/lo/operstate",
+        user: "0",
+        runc_user: (0, 0, &[]),
+        cwd: "/",
+    },
+    Case {
+        script: "cat /proc/kcore /proc/sys/kernel/hostname 2>&1 | head -c 40; echo x > /proc/sys/kernel/hostname",
+        user: "0",
+        runc_user: (0, 0, &[]),
+        cwd: "/",
+    },
     Case { script: "exit 7", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
     Case { script: "kill -9 $$; echo survived", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
 ];

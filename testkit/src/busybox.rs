@@ -74,7 +74,9 @@ pub fn busybox_rootfs(root: &Path) {
     }
     let target = root.join("bin/busybox");
     fs::copy(busybox, &target).unwrap();
-    let list = run(Command::new(&target).arg("--list"));
+    // The host binary, not the fresh copy: a test thread forking meanwhile may still hold the copy open for
+    // writing, and exec of it fails with ETXTBSY.
+    let list = run(Command::new(busybox).arg("--list"));
     for applet in list.lines().filter(|a| !a.is_empty() && *a != "busybox") {
         let link = root.join("bin").join(applet);
         let _ = fs::remove_file(&link);

@@ -115,6 +115,12 @@ pub(crate) fn set_propagation(target: &Path, propagation: MsFlags) -> Result<()>
 /// Joins `path` to `root` resolving every symlink as if `root` were `/`, so an image's `/etc -> /host/etc`
 /// cannot make the runtime mount over host paths. The result may not exist yet.
 pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+    root.join(resolve_path(path, |relative| std::fs::read_link(root.join(relative)).ok()))
+}
+
+/// Resolves `path` to a relative path free of symlinks, `..` and `.`, never above the root; `read_link` says
+/// where the symlink at a relative path points, if there is one.
+pub(crate) fn resolve_path(path: &Path, read_link: impl Fn(&Path) -> Option<PathBuf>) -> PathBuf {
     const MAX_SYMLINKS: usize = 40;
     let mut resolved = PathBuf::new();
     let mut pending: Vec<PathBuf> = path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
@@ -129,8 +135,8 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
             Some(Component::Normal(_)) => {}
         }
         let candidate = resolved.join(&part);
-        match std::fs::read_link(root.join(&candidate)) {
-            Ok(target) if links < MAX_SYMLINKS => {
+        match read_link(&candidate) {
+            Some(target) if links < MAX_SYMLINKS => {
                 links += 1;
                 if target.is_absolute() {
                     resolved.clear();
@@ -140,7 +146,7 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
             _ => resolved = candidate,
         }
     }
-    root.join(resolved)
+    resolved
 }
 
 /// What a mount point must be: a directory, or a file for binds of files.

@@ -18,7 +18,8 @@ use strata_snapshotter::mount::Mount;
 use crate::devices::setup_dev;
 use crate::error::{Context, Error, Result};
 use crate::mounts::{
-    MountPointKind, create_mount_point, mount_at, mount_pseudo_fs, remount_bind, resolve_in_root, set_propagation,
+    MountPointKind, create_mount_point, mount_at, mount_pseudo_fs, remount_bind, resolve_in_root, resolve_path,
+    set_propagation,
 };
 use crate::spec::{Network, ProcessSpec, Rootfs};
 
@@ -111,34 +112,62 @@ fn mount_rootfs(spec: &ProcessSpec, root: &Path, skeleton: &Path) -> Result<()> 
     let points = mount_points(spec);
     let mounts = match &spec.rootfs {
         Rootfs::Directory(dir) => {
-            mount_at(
-                &Mount { fs_type: "bind".to_owned(), source: dir.clone(), options: vec!["rbind".to_owned()] },
-                root,
-            )?;
+            let bind = Mount { fs_type: "bind".to_owned(), source: dir.clone(), options: vec!["rbind".to_owned()] };
+            mount_at(&bind, root)?;
             return create_missing(root, &points);
         }
         Rootfs::Mounts(mounts) => mounts,
     };
-    mount_all(mounts, root)?;
-    let missing: Vec<_> =
-        points.into_iter().filter(|(path, _)| resolve_in_root(root, path).symlink_metadata().is_err()).collect();
     let Some(top_overlay) = mounts.iter().rposition(|m| m.fs_type == "overlay") else {
-        return create_missing(root, &missing);
+        mount_all(mounts, root)?;
+        return create_missing(root, &points);
     };
+    // Judged from the layer directories rather than by mounting twice: an overlay unmount costs an RCU grace
+    // period, a third of a container start.
+    let layers = overlay_layers(&mounts[top_overlay]);
+    let missing: Vec<_> = points
+        .iter()
+        .filter(|(path, _)| topmost_entry(&layers, &resolve_in_layers(&layers, path)).is_none())
+        .cloned()
+        .collect();
     if missing.is_empty() {
-        return Ok(());
-    }
-    build_skeleton(root, skeleton, &missing)?;
-    for _ in mounts {
-        umount2(root, MntFlags::MNT_DETACH).context(|| format!("unmounting the rootfs at {}", root.display()))?;
-    }
-    let mut with_skeleton = mounts.clone();
-    let lowerdir =
-        with_skeleton[top_overlay].options.iter_mut().find(|o| o.starts_with("lowerdir=")).ok_or_else(|| {
+        mount_all(mounts, root)?;
+    } else {
+        build_skeleton(&layers, skeleton, &missing)?;
+        let mut with_skeleton = mounts.clone();
+        let lowerdir = with_skeleton[top_overlay].options.iter_mut().find(|o| o.starts_with("lowerdir="));
+        let lowerdir = lowerdir.ok_or_else(|| {
             Error::InvalidSpec(format!("overlay rootfs mount {:?} has no lowerdir", mounts[top_overlay]))
         })?;
-    *lowerdir = format!("lowerdir={}:{}", skeleton.display(), &lowerdir["lowerdir=".len()..]);
-    mount_all(&with_skeleton, root)
+        *lowerdir = format!("lowerdir={}:{}", skeleton.display(), &lowerdir["lowerdir=".len()..]);
+        mount_all(&with_skeleton, root)?;
+    }
+    // A layer judged wrongly (an opaque directory, say) still gets its mount point, in the upper dir.
+    create_missing(root, &points)
+}
+
+/// The layer directories of an overlay mount, topmost first: the upper dir, then the lower dirs in order.
+fn overlay_layers(overlay: &Mount) -> Vec<PathBuf> {
+    let option = |key: &str| overlay.options.iter().find_map(|o| o.strip_prefix(key)).map(str::to_owned);
+    let upper = option("upperdir=").map(PathBuf::from);
+    let lower = option("lowerdir=").unwrap_or_default();
+    upper.into_iter().chain(lower.split(':').filter(|l| !l.is_empty()).map(PathBuf::from)).collect()
+}
+
+/// `relative`'s entry in the topmost layer that has one; `None` when no layer does or that entry is a whiteout
+/// (a 0/0 character device).
+fn topmost_entry(layers: &[PathBuf], relative: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    layers.iter().find_map(|layer| {
+        let entry = layer.join(relative);
+        let meta = entry.symlink_metadata().ok()?;
+        Some((!(meta.file_type().is_char_device() && meta.rdev() == 0)).then_some(entry))
+    })?
+}
+
+/// Resolves `path` in the merged view of `layers` (symlinks included) without mounting them.
+fn resolve_in_layers(layers: &[PathBuf], path: &Path) -> PathBuf {
+    resolve_path(path, |relative| topmost_entry(layers, relative).and_then(|entry| std::fs::read_link(entry).ok()))
 }
 
 fn mount_all(mounts: &[Mount], root: &Path) -> Result<()> {
@@ -157,13 +186,12 @@ fn create_missing(root: &Path, points: &[(PathBuf, MountPointKind)]) -> Result<(
     points.iter().try_for_each(|(path, kind)| create_mount_point(&resolve_in_root(root, path), *kind))
 }
 
-/// Lays out the missing mount points under `skeleton`. Directories that exist in the rootfs get its mode and
+/// Lays out the missing mount points under `skeleton`. Directories that exist in a layer get its mode and
 /// owner, because overlayfs shows a merged directory with the attributes of its topmost layer.
-fn build_skeleton(root: &Path, skeleton: &Path, missing: &[(PathBuf, MountPointKind)]) -> Result<()> {
+fn build_skeleton(layers: &[PathBuf], skeleton: &Path, missing: &[(PathBuf, MountPointKind)]) -> Result<()> {
     create_mount_point(skeleton, MountPointKind::Directory)?;
     for (path, kind) in missing {
-        let relative = resolve_in_root(root, path);
-        let relative = relative.strip_prefix(root).unwrap_or(&relative);
+        let relative = resolve_in_layers(layers, path);
         let mut dir = PathBuf::new();
         for part in relative.parent().into_iter().flat_map(Path::components) {
             dir.push(part);
@@ -172,14 +200,14 @@ fn build_skeleton(root: &Path, skeleton: &Path, missing: &[(PathBuf, MountPointK
                 continue;
             }
             create_mount_point(&copy, MountPointKind::Directory)?;
-            if let Ok(original) = root.join(&dir).metadata() {
+            if let Some(original) = topmost_entry(layers, &dir).and_then(|entry| entry.metadata().ok()) {
                 std::fs::set_permissions(&copy, PermissionsExt::from_mode(original.mode()))
                     .context(|| format!("copying the mode of {} to the skeleton", dir.display()))?;
                 // A rootless namespace may not map the owner; the directory then shows as nobody either way.
                 let _ = chown(&copy, Some(original.uid()), Some(original.gid()));
             }
         }
-        create_mount_point(&skeleton.join(relative), *kind)?;
+        create_mount_point(&skeleton.join(&relative), *kind)?;
     }
     Ok(())
 }

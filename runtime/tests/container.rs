@@ -134,15 +134,7 @@ fn an_overlay_rootfs_keeps_runtime_files_out_of_the_upper_dir() {
     }
     let busybox = Busybox::new();
     let (upper, work) = (busybox.scratch("upper"), busybox.scratch("work"));
-    let overlay = Mount {
-        fs_type: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", busybox.rootfs().display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    };
+    let overlay = overlay(&busybox.rootfs(), &upper, &work);
     let cache = busybox.scratch("cache");
     let spec = ProcessSpec::builder(
         Rootfs::Mounts(vec![overlay]),
@@ -155,6 +147,38 @@ fn an_overlay_rootfs_keeps_runtime_files_out_of_the_upper_dir() {
     assert_eq!(tree(&upper), ["new"], "only the command's own writes belong in the layer");
     assert!(cache.join("hit").exists());
     assert!(!busybox.rootfs().join("etc/hosts").exists(), "the lower dir is untouched");
+}
+
+#[test]
+fn mount_points_follow_the_images_symlinks_and_keep_its_directories() {
+    if !require_root("mount_points_follow_the_images_symlinks_and_keep_its_directories") {
+        return;
+    }
+    let busybox = Busybox::new();
+    let rootfs = busybox.rootfs();
+    std::fs::create_dir(rootfs.join("private")).unwrap();
+    std::fs::rename(rootfs.join("etc"), rootfs.join("private/etc")).unwrap();
+    std::os::unix::fs::symlink("/private/etc", rootfs.join("etc")).unwrap();
+    std::fs::set_permissions(rootfs.join("private"), std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let (upper, work) = (busybox.scratch("upper"), busybox.scratch("work"));
+    let spec = ProcessSpec::builder(
+        Rootfs::Mounts(vec![overlay(&rootfs, &upper, &work)]),
+        ["sh", "-c", "readlink /etc; cat /private/etc/hostname; stat -c %a /private"],
+    );
+    assert_eq!(stdout_of(spec), "/private/etc\nstrata\n750");
+    assert!(tree(&upper).is_empty(), "{:?}", tree(&upper));
+}
+
+fn overlay(lower: &std::path::Path, upper: &std::path::Path, work: &std::path::Path) -> Mount {
+    Mount {
+        fs_type: "overlay".into(),
+        source: "overlay".into(),
+        options: vec![
+            format!("lowerdir={}", lower.display()),
+            format!("upperdir={}", upper.display()),
+            format!("workdir={}", work.display()),
+        ],
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -54,6 +54,10 @@ pub fn run_init_if_requested() {
     let report = supervise_container(control, &report_pipe).unwrap_or_else(|e| Report::Failed(e.to_string()));
     // The caller may be gone (that is how we got here after a kill); there is no one else to tell.
     let _ = report_pipe.write_all(&encode_report(&report));
+    // Close every fd now rather than at exit: an exiting process's files are closed only after its namespaces
+    // are torn down, which takes RCU grace periods the caller would wait for before seeing EOF.
+    drop(report_pipe);
+    let _ = close_fds_from(0);
     std::process::exit(match report {
         Report::Exited(code) => code,
         Report::Failed(_) => 1,
@@ -61,7 +65,9 @@ pub fn run_init_if_requested() {
 }
 
 fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
-    close_inherited_fds()?;
+    // Whatever the caller's process leaked without close-on-exec (a jobserver pipe, say) must not reach the
+    // container.
+    close_fds_from(REPORT_FD + 1)?;
     for fd in [control.as_fd(), report_pipe.as_fd()] {
         // The container process must not inherit them: an open report pipe would keep the caller waiting.
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
@@ -105,13 +111,11 @@ fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
     }
 }
 
-/// Closes every fd above 4: whatever the caller's process leaked without close-on-exec (a jobserver pipe,
-/// say) must not reach the container.
-fn close_inherited_fds() -> Result<()> {
-    let first = (REPORT_FD + 1) as libc::c_uint;
-    // SAFETY: close_range only closes descriptors; none above 4 is owned by anything in this fresh process.
-    if unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context(|| "closing the fds the init inherited".to_owned());
+/// Closes every fd from `first` on.
+fn close_fds_from(first: RawFd) -> Result<()> {
+    // SAFETY: close_range only closes descriptors; the callers own none of those at or above `first`.
+    if unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context(|| format!("closing the init's fds from {first} on"));
     }
     Ok(())
 }

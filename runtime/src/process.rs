@@ -90,7 +90,7 @@ impl Runtime {
         drop((control_child, report_child));
         let mut control = File::from(control_write);
         send_config(&mut control, &config)?;
-        Ok(Container { child, control: Some(control), report: File::from(report_read), _state_dir: state_dir })
+        Ok(Container { child, control: Some(control), report: Some(File::from(report_read)), _state_dir: state_dir })
     }
 
     /// Runs the container to the end and collects its output; blocking, for tests and simple callers. With a
@@ -121,7 +121,8 @@ pub struct Container {
     child: Child,
     /// Closing it tells the init to kill the container.
     control: Option<File>,
-    report: File,
+    /// Taken by the first `wait`.
+    report: Option<File>,
     _state_dir: tempfile::TempDir,
 }
 
@@ -156,16 +157,27 @@ impl Container {
         }
     }
 
-    /// Waits for the command to exit and returns its exit code (128 + n for signal n).
+    /// Waits for the command to exit and returns its exit code (128 + n for signal n). Returns as soon as the
+    /// init reports, which is after every container process is gone but possibly before the kernel has torn
+    /// down the namespaces: an exiting process closes its fds first and pays for dropping its mount namespace
+    /// (RCU grace periods) after, which would otherwise double the time of a short command.
     pub async fn wait(&mut self) -> Result<i32> {
-        let status = self.child.wait().await.context(|| "waiting for the container init".to_owned())?;
-        let mut report = Vec::new();
-        // The init has exited and the command's copy was closed on exec, so this read cannot block.
-        self.report.read_to_end(&mut report).context(|| "reading the container init's report".to_owned())?;
+        let report = match self.report.take() {
+            Some(mut pipe) => tokio::task::spawn_blocking(move || {
+                let mut report = Vec::new();
+                pipe.read_to_end(&mut report).map(|_| report)
+            })
+            .await
+            .map_err(|e| Error::Io { context: "reading the container init's report".to_owned(), source: e.into() })?
+            .context(|| "reading the container init's report".to_owned())?,
+            None => Vec::new(),
+        };
         match decode_report(&report)? {
             Some(Report::Exited(code)) => Ok(code),
             Some(Report::Failed(message)) => Err(Error::Setup(message)),
             None => {
+                // Killed before it could report: its own exit status is all there is.
+                let status = self.child.wait().await.context(|| "waiting for the container init".to_owned())?;
                 use std::os::unix::process::ExitStatusExt;
                 Ok(status.code().or(status.signal().map(|n| 128 + n)).unwrap_or(128))
             }

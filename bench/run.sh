@@ -21,6 +21,6 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$work/bundle/rootfs/etc/passwd"
 echo 'root:x:0:' > "$work/bundle/rootfs/etc/group"
 (cd "$work/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"true"/' config.json)
 
-hyperfine --warmup 5 --min-runs 50 -N "$@" \
+hyperfine --warmup 5 -N "${@:---min-runs=100}" \
   --command-name "strata run (overlay over the rootfs)" "$strata run --network none dir:$work/bundle/rootfs true" \
   --command-name "runc run" "runc run --bundle $work/bundle bench-runc-$$"

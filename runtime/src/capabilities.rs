@@ -52,6 +52,7 @@ pub(crate) fn restrict_to_default_set() -> Result<()> {
                 .context(|| format!("dropping capability {cap} from the bounding set"));
         }
     }
+    // Kernels before 4.3 have no ambient set; where this fails there is nothing to clear.
     // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL touches no memory.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     let mut data = [CapData::default(); 2];

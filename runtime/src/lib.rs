@@ -5,6 +5,8 @@
 //! itself, see [`run_init_if_requested`]) that sets up the namespaces and mounts single-threaded and execs the
 //! command as PID 1 of a new PID namespace.
 
+#![warn(missing_docs)]
+
 mod capabilities;
 mod devices;
 mod error;
@@ -22,7 +24,5 @@ pub use error::{Error, Result};
 pub use init::{INIT_ARG, run_init_if_requested};
 pub use nix::sys::signal::Signal;
 pub use process::{Completed, Container, Runtime};
-pub use spec::{
-    ContainerMount, DEFAULT_PATH, Network, ProcessSpec, ProcessSpecBuilder, Rlimit, RlimitResource, Rootfs,
-};
+pub use spec::{DEFAULT_PATH, Network, ProcessSpec, ProcessSpecBuilder, RlimitResource, Rootfs};
 pub use strata_snapshotter::mount::Mount;

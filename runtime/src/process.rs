@@ -137,7 +137,8 @@ impl Container {
         self.child.stderr.take()
     }
 
-    /// Sends `signal` to the command (PID 1 inside: it gets only signals it handles, as in Docker).
+    /// Sends `signal` to the command through the init (PID 1 gets only signals it handles, as in Docker);
+    /// SIGKILL kills the whole container, and SIGSTOP stops only the init.
     pub fn signal(&self, signal: Signal) -> Result<()> {
         let Some(pid) = self.child.id() else { return Ok(()) };
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)

@@ -28,11 +28,11 @@ pub enum Network {
 
 /// A mount inside the container: binds, tmpfs, and the cache and secret mounts the solver hands in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerMount {
+pub(crate) struct ContainerMount {
     /// Absolute path inside the container.
-    pub target: PathBuf,
+    pub(crate) target: PathBuf,
     /// What to mount there.
-    pub mount: Mount,
+    pub(crate) mount: Mount,
 }
 
 /// A resource limit; `setrlimit(2)` names without the `RLIMIT_` prefix.
@@ -78,13 +78,13 @@ impl RlimitResource {
 
 /// A soft and hard limit for one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rlimit {
+pub(crate) struct Rlimit {
     /// Which resource.
-    pub resource: RlimitResource,
+    pub(crate) resource: RlimitResource,
     /// The limit the process sees.
-    pub soft: u64,
+    pub(crate) soft: u64,
     /// The ceiling it may raise the soft limit to.
-    pub hard: u64,
+    pub(crate) hard: u64,
 }
 
 /// PATH for images whose config sets none, as Docker and BuildKit use.

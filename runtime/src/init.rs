@@ -16,7 +16,7 @@ use std::path::Path;
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, pipe2};
@@ -78,10 +78,13 @@ fn supervise_container(control: OwnedFd, report_pipe: &File) -> Result<Report> {
         plan.enter()?;
     }
     unshare_namespaces(config.spec.network)?;
-    // Blocked before the fork so that no signal slips between it and the loop below.
+    // Blocked before the fork so that no signal slips between it and the loop below. An ignored signal is
+    // dropped before it can be queued for the signalfd, and a caller started in the background of a
+    // non-interactive shell ignores SIGINT: so reset them to the default, which blocking keeps from acting.
     let mut watched = SigSet::empty();
     watched.add(Signal::SIGCHLD);
     FORWARDED.iter().for_each(|&s| watched.add(s));
+    reset_dispositions(watched.iter().map(|s| s as libc::c_int))?;
     watched.thread_block().context(|| "blocking signals in the init".to_owned())?;
     let signals = SignalFd::with_flags(&watched, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context(|| "creating the init's signalfd".to_owned())?;
@@ -231,13 +234,37 @@ fn exec_command(spec: &ProcessSpec, user: &ResolvedUser) -> Result<std::convert:
     let to_c = |s: &str| CString::new(s).map_err(|_| Error::InvalidSpec(format!("{s:?} contains a NUL byte")));
     let args = spec.args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>>>()?;
     let env = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>>>()?;
-    // The Rust runtime ignores SIGPIPE and the init blocked signals; the command must start with defaults.
-    // SAFETY: restoring the default disposition installs no handler.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.context(|| "restoring SIGPIPE".to_owned())?;
+    // The Rust runtime ignores SIGPIPE, the caller may have ignored others, and the init blocked some: the
+    // command starts with every signal at its default and none blocked, as under Docker.
+    reset_dispositions((1..=libc::SIGRTMAX()).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP))?;
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .context(|| "unblocking signals for the command".to_owned())?;
     let error = nix::unistd::execve(&program, &args, &env).unwrap_err();
     Err(Error::Sys { context: format!("executing {:?} ({})", spec.args[0], program.to_string_lossy()), source: error })
+}
+
+/// Sets `signals` (numbers, real-time ones included) to their default action. Through the raw system call,
+/// because glibc refuses to touch the two real-time signals it reserves, which callers may have ignored.
+fn reset_dispositions(signals: impl Iterator<Item = libc::c_int>) -> Result<()> {
+    /// The kernel's `struct sigaction` for x86-64 and arm64: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in signals {
+        // SAFETY: rt_sigaction reads one sigaction of the size passed; SIG_DFL needs no handler or restorer.
+        let result =
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &default, std::ptr::null_mut::<KernelSigaction>(), 8) };
+        if result != 0 {
+            return Err(std::io::Error::last_os_error())
+                .context(|| format!("restoring the default action of signal {sig}"));
+        }
+    }
+    Ok(())
 }
 
 /// `program` itself when it has a slash, else the first executable file of that name in `path`.

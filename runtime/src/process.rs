@@ -159,9 +159,9 @@ impl Container {
     }
 
     /// Waits for the command to exit and returns its exit code (128 + n for signal n). Returns as soon as the
-    /// init reports, which is after every container process is gone but possibly before the kernel has torn
-    /// down the namespaces: an exiting process closes its fds first and pays for dropping its mount namespace
-    /// (RCU grace periods) after, which would otherwise double the time of a short command.
+    /// init reports, when every container process is gone but the kernel may still be tearing down the
+    /// namespaces (RCU grace periods that would otherwise double the time of a short command; the init closes
+    /// its fds before exiting because an exiting process's files are released only after that teardown).
     pub async fn wait(&mut self) -> Result<i32> {
         let report = match self.report.take() {
             Some(mut pipe) => tokio::task::spawn_blocking(move || {

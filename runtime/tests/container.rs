@@ -208,6 +208,19 @@ fn capabilities_are_dockers_defaults_and_no_new_privs_is_set() {
     assert!(as_daemon.contains("CapEff: 0000000000000000\nCapBnd: 00000000a80425fb"), "{as_daemon}");
 }
 
+#[test]
+fn the_command_starts_with_default_signal_actions_even_when_the_caller_ignores_some() {
+    if !require_root("the_command_starts_with_default_signal_actions_even_when_the_caller_ignores_some") {
+        return;
+    }
+    // A caller started in the background of a script ignores SIGINT; Rust ignores SIGPIPE.
+    // SAFETY: ignoring a signal installs no handler.
+    unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn) }.unwrap();
+    let busybox = Busybox::new();
+    let spec = ProcessSpec::builder(Rootfs::Directory(busybox.rootfs()), ["grep", "^Sig[BI]", "/proc/self/status"]);
+    assert_eq!(stdout_of(spec).replace('\t', " "), "SigBlk: 0000000000000000\nSigIgn: 0000000000000000");
+}
+
 #[tokio::test]
 async fn output_streams_while_the_command_runs_and_signals_reach_it() {
     if !require_root("output_streams_while_the_command_runs_and_signals_reach_it") {

@@ -136,14 +136,17 @@ fn an_overlay_rootfs_keeps_runtime_files_out_of_the_upper_dir() {
     let (upper, work) = (busybox.scratch("upper"), busybox.scratch("work"));
     let overlay = overlay(&busybox.rootfs(), &upper, &work);
     let cache = busybox.scratch("cache");
-    let spec = ProcessSpec::builder(
-        Rootfs::Mounts(vec![overlay]),
-        ["sh", "-c", "cat /etc/hostname; ls /etc; echo x > /dev/shm/y; echo made > /new; touch /cache/hit"],
-    )
-    .hostname("layered")
-    .bind(&cache, "/cache", false);
+    let secret = busybox.scratch("secrets").join("token");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let script = "cat /etc/hostname; ls /etc; echo x > /dev/shm/y; echo made > /new; touch /cache/hit; \
+                  cat /run/secrets/token; echo leak > /run/secrets/token || echo secret-ro";
+    let spec = ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", script])
+        .hostname("layered")
+        .bind(&cache, "/cache", false)
+        .bind(&secret, "/run/secrets/token", true);
     let out = stdout_of(spec);
     assert!(out.starts_with("layered\ngroup\nhostname\nhosts\npasswd\nresolv.conf\nshadow"), "{out}");
+    assert!(out.ends_with("s3cret\nsecret-ro"), "{out}");
     assert_eq!(tree(&upper), ["new"], "only the command's own writes belong in the layer");
     assert!(cache.join("hit").exists());
     assert!(!busybox.rootfs().join("etc/hosts").exists(), "the lower dir is untouched");

@@ -106,6 +106,8 @@ fn half_without_subordinate_ids() {
         ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", "echo hi > /hello; cat /etc/hostname"]);
     assert_eq!(stdout_of(on_overlay), "strata\n");
     assert_eq!(tree(&upper), ["hello"]);
+    // Overlayfs leaves work/work with mode 000, which only root may remove as it is.
+    std::fs::set_permissions(work.join("work"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     // No subordinate ids: other users do not exist in the namespace, and the error says so.
     let err = runtime().run_to_completion(&spec(&["id"]).user("daemon").build().unwrap(), None).unwrap_err();
     let err = err.to_string();

@@ -37,6 +37,14 @@ pub struct ResolvedImage {
     _scratch: tempfile::TempDir,
 }
 
+impl Drop for ResolvedImage {
+    /// Overlayfs leaves `work/work` with mode 000; root removes it anyway, a rootless caller must open it first.
+    fn drop(&mut self) {
+        let inner_work = self._scratch.path().join("work/work");
+        let _ = std::fs::set_permissions(inner_work, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
+}
+
 /// Resolves `reference` (`dir:PATH` or `oci:PATH[:TAG]`) to mounts and config; writes go to a temporary upper
 /// dir that is discarded, so the image is never modified.
 pub fn resolve_image(_globals: &Globals, reference: &str) -> Result<ResolvedImage, CliError> {

@@ -159,9 +159,13 @@ pub(crate) enum MountPointKind {
 impl MountPointKind {
     /// A file for binds whose source is not a directory, a directory otherwise.
     pub(crate) fn of(mount: &Mount) -> Self {
-        let bind = mount.fs_type == "bind" || mount.options.iter().any(|o| o == "bind" || o == "rbind");
-        if bind && !mount.source.is_dir() { Self::File } else { Self::Directory }
+        if is_bind(mount) && !mount.source.is_dir() { Self::File } else { Self::Directory }
     }
+}
+
+/// Whether `mount` binds its source rather than mounting a filesystem.
+pub(crate) fn is_bind(mount: &Mount) -> bool {
+    mount.fs_type == "bind" || mount.options.iter().any(|o| o == "bind" || o == "rbind")
 }
 
 /// Creates the mount point `path` (and its parents) when missing.

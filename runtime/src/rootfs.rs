@@ -5,7 +5,7 @@
 //! mounted on them. Creating them in an overlay rootfs would leave them in the upper dir, i.e. in the next
 //! layer, so for overlays they go into a small "skeleton" directory added as the topmost lower layer, and the
 //! upper dir never sees them. A plain directory or bind rootfs has no layer to protect: there they are created
-//! in place, as runc does, and stay.
+//! in place (in a bind's source, so a read-only view works too), as runc does, and stay.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,8 @@ use strata_snapshotter::mount::Mount;
 use crate::devices::setup_dev;
 use crate::error::{Context, Error, Result};
 use crate::mounts::{
-    MountPointKind, create_mount_point, mount_at, mount_pseudo_fs, remount_bind, resolve_in_root, resolve_path,
-    set_propagation,
+    MountPointKind, create_mount_point, is_bind, mount_at, mount_pseudo_fs, remount_bind, resolve_in_root,
+    resolve_path, set_propagation,
 };
 use crate::spec::{Network, ProcessSpec, Rootfs};
 
@@ -119,6 +119,10 @@ fn mount_rootfs(spec: &ProcessSpec, root: &Path, skeleton: &Path) -> Result<()> 
         Rootfs::Mounts(mounts) => mounts,
     };
     let Some(top_overlay) = mounts.iter().rposition(|m| m.fs_type == "overlay") else {
+        // In the bind's source rather than under the mount, which may be read-only (a snapshotter's view).
+        for bind in mounts.iter().filter(|m| is_bind(m) && m.source.is_dir()) {
+            create_missing(&bind.source, &points)?;
+        }
         mount_all(mounts, root)?;
         return create_missing(root, &points);
     };

@@ -198,6 +198,18 @@ fn a_directory_rootfs_gets_its_missing_mount_points_in_place() {
 }
 
 #[test]
+fn a_read_only_bind_rootfs_runs_with_its_mount_points_made_in_the_source() {
+    if !require_root("a_read_only_bind_rootfs_runs_with_its_mount_points_made_in_the_source") {
+        return;
+    }
+    let busybox = Busybox::new();
+    let view = Mount { fs_type: "bind".into(), source: busybox.rootfs(), options: vec!["rbind".into(), "ro".into()] };
+    let spec = ProcessSpec::builder(Rootfs::Mounts(vec![view]), ["sh", "-c", "touch /x 2>/dev/null || hostname"]);
+    assert_eq!(stdout_of(spec), "strata");
+    assert!(busybox.rootfs().join("etc/hostname").is_file());
+}
+
+#[test]
 fn capabilities_are_dockers_defaults_and_no_new_privs_is_set() {
     if !require_root("capabilities_are_dockers_defaults_and_no_new_privs_is_set") {
         return;

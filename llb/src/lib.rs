@@ -8,6 +8,7 @@
 mod graph;
 mod image;
 mod op;
+pub mod patterns;
 mod render;
 
 pub use graph::{Graph, Node, NodeDigest, NodeId, NodeMeta};

@@ -5,12 +5,14 @@
 //! The graph is a Merkle DAG: a node's digest covers its op and its inputs' digests, so two nodes with the same
 //! digest do the same work and the graph stores them once.
 
+mod definition;
 mod graph;
 mod image;
 mod op;
 pub mod patterns;
 mod render;
 
+pub use definition::{BaseImage, Definition, LayerStep};
 pub use graph::{Graph, Node, NodeDigest, NodeId, NodeMeta};
 pub use image::{HealthConfig, HistoryEntry, ImageConfig, Platform};
 pub use op::{

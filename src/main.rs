@@ -18,7 +18,10 @@ struct Cli {
 
 /// One variant per subcommand; each lives in its own module under `cmd/`.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Parse a Dockerfile and print its syntax tree.
+    Parse(cmd::parse::ParseArgs),
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -26,7 +29,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result: Result<ExitCode, cmd::CliError> = match cli.command {};
+    let result: Result<ExitCode, cmd::CliError> = match cli.command {
+        Command::Parse(args) => cmd::parse::run(&args),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,5 +1,7 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
+pub mod parse;
+
 use std::path::PathBuf;
 
 /// Options every subcommand takes, as `docker buildx` and buildkitd users know them.

@@ -100,6 +100,9 @@ pub enum Error {
     /// A `--mount` value cannot be parsed.
     #[error("invalid mount \"{value}\": {message}")]
     Mount { value: String, message: String },
+    /// The Dockerfile cannot be built as asked: no stages, an unknown target, a stage cycle.
+    #[error("{message}")]
+    Build { message: String },
 }
 
 impl Error {
@@ -109,7 +112,8 @@ impl Error {
             Self::Syntax { message, .. }
             | Self::Instruction { message, .. }
             | Self::Expansion { message, .. }
-            | Self::Mount { message, .. } => message,
+            | Self::Mount { message, .. }
+            | Self::Build { message } => message,
         }
     }
 }

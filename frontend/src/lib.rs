@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod instructions;
+pub mod lower;
 pub mod parser;
 pub mod shell;
 mod suggest;

@@ -175,6 +175,7 @@ mod tests {
                 output: true,
                 kind: MountKind::Bind,
             }],
+            proxy_env: vec![],
         })
     }
 

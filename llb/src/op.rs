@@ -48,12 +48,16 @@ pub struct ExecOp {
     pub security: SecurityMode,
     /// Mounts in mount order; the first is the root filesystem at `/`.
     pub mounts: Vec<ExecMount>,
+    /// Proxy variables from build args (`HTTP_PROXY`, ...): passed to the process, but left out of the
+    /// encoding and so of the digest, as BuildKit keeps them out of cache keys (they may also hold credentials).
+    #[serde(skip)]
+    pub proxy_env: Vec<String>,
 }
 
 /// A mount of an exec op.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecMount {
-    /// Absolute path inside the container.
+    /// Absolute path inside the container; empty for a secret exposed only as an environment variable.
     pub target: String,
     /// Index into the node's inputs; `None` for scratch (an empty directory).
     pub input: Option<usize>,

@@ -9,6 +9,7 @@ mod mount;
 pub use copy::CopyArgs;
 pub use healthcheck::HealthConfig;
 pub use mount::{CacheSharing, MountSpec, MountType, parse_mount};
+pub(crate) use mount::raw_from;
 
 use crate::error::Error;
 use crate::parser::{Heredoc, Node};

@@ -135,6 +135,13 @@ pub(super) fn check_from_is_literal(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The literal `from=` of a raw (unexpanded) mount value: the stage or image the mount depends on.
+pub(crate) fn raw_from(raw: &str) -> Option<String> {
+    csv_fields(raw).ok()?.into_iter().find_map(|field| {
+        field.split_once('=').filter(|(key, _)| key.eq_ignore_ascii_case("from")).map(|(_, value)| value.to_owned())
+    })
+}
+
 fn parse_fields(value: &str) -> Result<MountSpec, String> {
     let mut mount = MountSpec {
         kind: MountType::Bind,

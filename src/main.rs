@@ -19,6 +19,8 @@ struct Cli {
 /// One variant per subcommand; each lives in its own module under `cmd/`.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(Box<cmd::build::BuildArgs>),
     /// Parse a Dockerfile and print its syntax tree.
     Parse(cmd::parse::ParseArgs),
 }
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<ExitCode, cmd::CliError> = match cli.command {
+        Command::Build(args) => cmd::build::run(&args),
         Command::Parse(args) => cmd::parse::run(&args),
     };
     match result {

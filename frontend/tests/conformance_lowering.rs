@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use strata_frontend::instructions::go_duration_nanos;
 use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
 use strata_frontend::parser::parse;
 use strata_llb::patterns::{PatternMatcher, read_ignore_file};
@@ -161,7 +162,7 @@ fn check_config(actual: &ImageConfig, expected: &Value) -> Result<(), String> {
                     "Test" => got.and_then(|g| g.as_array()).map(|a| a.iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>())
                         == Some(strings(Some(v))),
                     "Retries" => got.and_then(|g| g.as_i64()).unwrap_or(0) == v.as_integer().unwrap(),
-                    _ => got.and_then(|g| g.as_i64()).unwrap_or(0) == go_duration(v.as_str().unwrap()),
+                    _ => got.and_then(|g| g.as_i64()).unwrap_or(0) == go_duration_nanos(v.as_str().unwrap()).unwrap() as i64,
                 }
             }),
             other => panic!("unknown config key {other} in expect.toml"),
@@ -179,34 +180,4 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
 
 fn table(value: Option<&Value>) -> Vec<(String, Value)> {
     value.and_then(Value::as_table).map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
-}
-
-/// Nanoseconds of a Go duration string such as `5s`, `1m30s` or `100ms`.
-fn go_duration(text: &str) -> i64 {
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&next) = chars.peek().filter(|n| n.is_ascii_alphabetic() || **n == 'µ') {
-            unit.push(next);
-            chars.next();
-        }
-        let scale = match unit.as_str() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            other => panic!("unknown duration unit {other}"),
-        };
-        total += number.parse::<f64>().unwrap() * scale;
-        number.clear();
-    }
-    total as i64
 }

@@ -1,9 +1,10 @@
-//! Random and mutated Dockerfiles must never make the parser, the instruction layer or the lexer panic.
+//! Random and mutated Dockerfiles must never make the parser, the instruction layer, the lexer or the lowering panic.
 
 use std::fs;
 use std::path::Path;
 
 use proptest::prelude::*;
+use strata_frontend::lower::{LowerOptions, Unresolved, lower, outline, targets};
 use strata_frontend::instructions::{parse_instruction, parse_mount};
 use strata_frontend::parser::parse;
 use strata_frontend::shell::{EnvMap, Lexer};
@@ -102,7 +103,7 @@ fn apply(source: &str, mutation: &Mutation) -> String {
     }
 }
 
-/// Runs every layer over `source`; only panics matter, errors are fine.
+/// Runs every layer over `source`, the lowering included; only panics matter, errors are fine.
 fn exercise(source: &str) {
     let env: EnvMap = [("A", "x y"), ("EMPTY", "")].into_iter().collect();
     let Ok(ast) = parse(source, "Dockerfile") else {
@@ -129,6 +130,13 @@ fn exercise(source: &str) {
         {
             let _ = parse_mount(mount);
         }
+    }
+    let options = LowerOptions::new().build_arg("A", "x y");
+    let _ = lower(&ast, &options, &Unresolved);
+    let _ = outline(&ast, &options);
+    let _ = targets(&ast);
+    for stage in ast.nodes.iter().filter_map(|n| n.args.get(2)) {
+        let _ = lower(&ast, &LowerOptions::new().target(Some(stage.clone())), &Unresolved);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
+pub mod build;
 pub mod parse;
 
 use std::path::PathBuf;

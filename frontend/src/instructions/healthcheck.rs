@@ -1,9 +1,8 @@
 //! HEALTHCHECK: `NONE`, or `CMD` with interval/timeout/start-period/start-interval/retries flags.
 
-use std::time::Duration;
-
 use super::flags::{FlagKind, FlagSpecs, Flags};
 use crate::parser::Node;
+use strata_llb::HealthConfig;
 
 /// The flags HEALTHCHECK accepts.
 const HEALTHCHECK_FLAGS: FlagSpecs = &[
@@ -13,23 +12,6 @@ const HEALTHCHECK_FLAGS: FlagSpecs = &[
     ("start-interval", FlagKind::String),
     ("retries", FlagKind::String),
 ];
-
-/// A container health check, as stored in the image config. Durations of zero mean "use the default".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// `["CMD", args...]` for exec form, `["CMD-SHELL", command]` for shell form.
-    pub test: Vec<String>,
-    /// Time between checks.
-    pub interval: Option<Duration>,
-    /// Time after which one check counts as failed.
-    pub timeout: Option<Duration>,
-    /// Grace period after start during which failures do not count.
-    pub start_period: Option<Duration>,
-    /// Time between checks during the start period.
-    pub start_interval: Option<Duration>,
-    /// Consecutive failures needed to report unhealthy; 0 means the default.
-    pub retries: u32,
-}
 
 /// Parses HEALTHCHECK; `Ok(None)` is `HEALTHCHECK NONE` (disable any inherited check).
 pub(super) fn parse_healthcheck(node: &Node) -> Result<Option<HealthConfig>, String> {
@@ -59,8 +41,10 @@ pub(super) fn parse_healthcheck(node: &Node) -> Result<Option<HealthConfig>, Str
             let retries: i64 = text
                 .parse()
                 .map_err(|_| format!("invalid --retries value {text:?}: not an integer"))?;
-            u32::try_from(retries)
-                .map_err(|_| format!("--retries cannot be negative ({retries})"))?
+            if retries < 0 {
+                return Err(format!("--retries cannot be negative ({retries})"));
+            }
+            retries
         }
     };
     Ok(Some(HealthConfig {
@@ -73,26 +57,21 @@ pub(super) fn parse_healthcheck(node: &Node) -> Result<Option<HealthConfig>, Str
     }))
 }
 
-/// A duration flag: absent or zero is `None`; anything else must be at least 1ms.
-fn interval(flags: &Flags, name: &str) -> Result<Option<Duration>, String> {
+/// A duration flag in nanoseconds: absent is 0 (the default); anything else must be 0 or at least 1ms.
+fn interval(flags: &Flags, name: &str) -> Result<i64, String> {
     let Some(text) = flags.string(name) else {
-        return Ok(None);
+        return Ok(0);
     };
     let nanos =
         go_duration_nanos(&text).ok_or_else(|| format!("time: invalid duration \"{text}\""))?;
-    if nanos == 0 {
-        return Ok(None);
-    }
-    if nanos < 1_000_000 {
+    if nanos != 0 && nanos < 1_000_000 {
         return Err(format!("Interval \"{name}\" cannot be less than 1ms"));
     }
-    Ok(Some(Duration::from_nanos(
-        u64::try_from(nanos).unwrap_or(u64::MAX),
-    )))
+    Ok(i64::try_from(nanos).unwrap_or(i64::MAX))
 }
 
 /// Parses a Go duration (`1h30m`, `1.5s`, `300ms`, `-2s`, `0`) into signed nanoseconds.
-fn go_duration_nanos(text: &str) -> Option<i128> {
+pub fn go_duration_nanos(text: &str) -> Option<i128> {
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),

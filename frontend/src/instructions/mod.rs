@@ -7,8 +7,8 @@ mod healthcheck;
 mod mount;
 
 pub use copy::CopyArgs;
-pub use healthcheck::HealthConfig;
-pub use mount::{CacheSharing, MountSpec, MountType, parse_mount};
+pub use healthcheck::go_duration_nanos;
+pub use mount::{MountSpec, MountType, parse_mount};
 pub(crate) use mount::raw_from;
 
 use crate::error::Error;
@@ -96,7 +96,7 @@ pub enum Instruction {
     /// `STOPSIGNAL signal`.
     Stopsignal(String),
     /// `HEALTHCHECK`; `None` is `HEALTHCHECK NONE`.
-    Healthcheck(Option<HealthConfig>),
+    Healthcheck(Option<strata_llb::HealthConfig>),
 }
 
 /// Every instruction keyword, for "did you mean" hints.

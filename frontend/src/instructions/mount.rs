@@ -1,5 +1,7 @@
 //! `RUN --mount=...` values: bind, cache, tmpfs, secret and ssh mounts with BuildKit's options and defaults.
 
+use strata_llb::CacheSharing;
+
 use crate::error::Error;
 use crate::suggest::with_suggestion;
 
@@ -43,17 +45,6 @@ impl MountType {
     fn has_file_info(self) -> bool {
         matches!(self, Self::Cache | Self::Secret | Self::Ssh)
     }
-}
-
-/// How concurrent builds share a cache mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheSharing {
-    /// Used by all writers at once (the default).
-    Shared,
-    /// Each concurrent writer gets its own copy.
-    Private,
-    /// Writers wait for each other.
-    Locked,
 }
 
 /// A parsed `--mount` value with BuildKit's defaults applied.

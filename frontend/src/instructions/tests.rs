@@ -184,8 +184,8 @@ fn healthcheck() {
         panic!()
     };
     assert_eq!(check.test, vec!["CMD-SHELL", "curl -f x"]);
-    assert_eq!(check.interval, Some(std::time::Duration::from_secs(5)));
-    assert_eq!((check.timeout, check.retries), (None, 3));
+    assert_eq!(check.interval, 5_000_000_000);
+    assert_eq!((check.timeout, check.retries), (0, 3));
     let Instruction::Healthcheck(Some(check)) = ok("HEALTHCHECK CMD [\"a\", \"b\"]") else {
         panic!()
     };

@@ -13,7 +13,7 @@ use super::expose::exposed_ports;
 use super::stages::{StageRef, Stages, Step, Stage};
 use super::{ImageResolver, LowerOptions};
 use crate::error::Error;
-use crate::instructions::{Command, HealthConfig as HealthcheckFlags, Instruction};
+use crate::instructions::{Command, Instruction};
 use crate::parser::{Node, go_quote, parse};
 use crate::shell::{Env, EnvMap, Lexer};
 
@@ -360,7 +360,8 @@ impl<'a> Lowering<'a> {
                 state.config.stop_signal = Some(signal);
             }
             Instruction::Healthcheck(check) => {
-                state.config.healthcheck = Some(health_config(check.as_ref()));
+                let none = || HealthConfig { test: vec!["NONE".into()], ..Default::default() };
+                state.config.healthcheck = Some(check.clone().unwrap_or_else(none));
                 state.record(format!("HEALTHCHECK {}", step.node.original.trim()["HEALTHCHECK".len()..].trim()), None);
             }
             Instruction::Maintainer(name) => state.record(format!("MAINTAINER {name}"), None),
@@ -437,17 +438,4 @@ pub(super) fn user_chown(state: &StageState) -> Option<Chown> {
 /// Go's `%q` of a string slice, as BuildKit writes lists into history: `["a" "b"]`.
 fn quote_list(items: &[String]) -> String {
     format!("[{}]", items.iter().map(|i| go_quote(i)).collect::<Vec<_>>().join(" "))
-}
-
-fn health_config(check: Option<&HealthcheckFlags>) -> HealthConfig {
-    let Some(check) = check else { return HealthConfig { test: vec!["NONE".into()], ..Default::default() } };
-    let nanos = |d: Option<std::time::Duration>| d.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    HealthConfig {
-        test: check.test.clone(),
-        interval: nanos(check.interval),
-        timeout: nanos(check.timeout),
-        start_period: nanos(check.start_period),
-        start_interval: nanos(check.start_interval),
-        retries: i64::from(check.retries),
-    }
 }

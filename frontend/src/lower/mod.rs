@@ -134,3 +134,6 @@ pub fn lower(ast: &Ast, options: &LowerOptions, resolver: &dyn ImageResolver) ->
     let target = stages.target(options.target.as_deref())?;
     dispatch::Lowering::new(&stages, ast.escape, options, resolver, target)?.finish()
 }
+
+#[cfg(test)]
+mod tests;

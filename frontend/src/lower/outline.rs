@@ -109,7 +109,7 @@ pub fn outline(ast: &Ast, options: &LowerOptions) -> Result<Outline, Error> {
             outline.args.push(OutlineArg {
                 name: decl.name.clone(),
                 value: options.build_args.get(&decl.name).cloned().or_else(|| decl.default.clone()),
-                description: comment_above(&step.node),
+                description: comment_above(&step.node, stages.directive_lines),
                 line: step.node.span.start.line,
             });
         }
@@ -136,11 +136,12 @@ fn collect_mounts(step: &Step, outline: &mut Outline) {
     }
 }
 
-/// The `#` comment lines directly above a node, without the `#`, joined by spaces.
-pub(super) fn comment_above(node: &Node) -> String {
+/// The `#` comment lines directly above a node, without the `#`, joined by spaces. Lines up to `floor`
+/// (the parser directives) are not comments.
+pub(super) fn comment_above(node: &Node, floor: u32) -> String {
     let mut lines = Vec::new();
     let mut line = node.span.start.line;
-    while line > 1 {
+    while line > floor + 1 {
         line -= 1;
         let Some(comment) = node.source.line(line).trim().strip_prefix('#') else { break };
         lines.push(comment.trim().to_owned());

@@ -2,14 +2,14 @@
 
 use strata_llb::patterns::clean;
 use strata_llb::{
-    CacheSharing, ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, NodeId, NodeMeta, Op, SecurityMode,
+    ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, NodeId, NodeMeta, Op, SecurityMode,
 };
 
 use super::args::proxy_env;
 use super::dispatch::{DEFAULT_PATH, Lowering, StageState, with_shell};
 use super::stages::{Stage, StageRef, Step};
 use crate::error::Error;
-use crate::instructions::{self, Command, Instruction, MountSpec, MountType, parse_mount};
+use crate::instructions::{Command, Instruction, MountSpec, MountType, parse_mount};
 use crate::parser::heredoc::marker;
 use crate::shell::Env;
 
@@ -146,13 +146,8 @@ impl Lowering<'_> {
         let (input, kind) = match spec.kind {
             MountType::Bind => (inputs.index(source), MountKind::Bind),
             MountType::Cache => {
-                let sharing = match spec.sharing {
-                    instructions::CacheSharing::Shared => CacheSharing::Shared,
-                    instructions::CacheSharing::Private => CacheSharing::Private,
-                    instructions::CacheSharing::Locked => CacheSharing::Locked,
-                };
                 let id = spec.id.clone().unwrap_or_else(|| target.clone());
-                (inputs.index(source), MountKind::Cache { id, sharing, mode, uid, gid })
+                (inputs.index(source), MountKind::Cache { id, sharing: spec.sharing, mode, uid, gid })
             }
             MountType::Tmpfs => (None, MountKind::Tmpfs { size: spec.size_limit }),
             MountType::Secret => {

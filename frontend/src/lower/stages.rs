@@ -65,11 +65,14 @@ pub(crate) struct Stages {
     pub global_args: Vec<Step>,
     /// The stages in source order.
     pub stages: Vec<Stage>,
+    /// The last line holding a parser directive (0 when there is none).
+    pub directive_lines: u32,
 }
 
 impl Stages {
     /// Types every instruction and groups them by stage; only ARG may come before the first FROM.
     pub fn split(ast: &Ast) -> Result<Self, Error> {
+        let directive_lines = ast.directives.iter().map(|d| d.span.end.line).max().unwrap_or(0);
         let mut global_args = Vec::new();
         let mut stages: Vec<Stage> = Vec::new();
         for node in &ast.nodes {
@@ -80,7 +83,7 @@ impl Stages {
                     name: name.clone(),
                     base: image.clone(),
                     platform: platform.clone(),
-                    description: comment_above(node),
+                    description: comment_above(node, directive_lines),
                     from: step.node,
                     steps: Vec::new(),
                 }),
@@ -92,7 +95,7 @@ impl Stages {
         if stages.is_empty() {
             return Err(Error::Build { message: "dockerfile contains no stages to build".into() });
         }
-        let split = Self { global_args, stages };
+        let split = Self { global_args, stages, directive_lines };
         split.check_unique_names()?;
         Ok(split)
     }
@@ -215,8 +218,7 @@ mod tests {
 
     #[test]
     fn splits_global_args_and_stages_with_descriptions() {
-        let s = stages("ARG V=1\n# builds the app\n# fast\nFROM busybox AS Build\nRUN true\nFROM scratch\n").unwrap();
-        assert_eq!(s.global_args.len(), 1);
+        let s = stages("# syntax=x\n# builds the app\n# fast\nFROM busybox AS Build\nRUN true\nFROM scratch\n").unwrap();
         assert_eq!(s.stages.len(), 2);
         assert_eq!(s.stages[0].name.as_deref(), Some("build"));
         assert_eq!(s.stages[0].description, "builds the app fast");

@@ -20,6 +20,9 @@ pub const SERVICE: &str = "strata-test-registry";
 /// The `iss` claim the registry expects.
 pub const ISSUER: &str = "strata-test-issuer";
 
+/// Distribution accepts tokens this long past their `exp` (clock skew leeway), so `exp` is set that much earlier.
+const REGISTRY_LEEWAY: u64 = 60;
+
 /// A running issuer; its thread serves until the test process exits.
 pub struct TokenIssuer {
     /// The token endpoint, the registry's `realm`.
@@ -110,7 +113,7 @@ fn sign(signer: &EcdsaKeyPair, x5c: &str, path: &str, options: &IssuerOptions) -
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let user = options.credentials.split(':').next().unwrap();
     let header = json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
-    let claims = json!({"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + options.lifetime,
+    let claims = json!({"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + options.lifetime - REGISTRY_LEEWAY,
         "nbf": now - 5, "iat": now, "jti": format!("{now}-{}", rand::random::<u64>()), "access": access});
     let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let signature = signer.sign(&SystemRandom::new(), signing_input.as_bytes()).unwrap();

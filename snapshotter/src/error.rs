@@ -23,6 +23,22 @@ pub enum Error {
     /// A blob was asked for that the store does not hold.
     #[error("blob {0} not found in the content store")]
     BlobNotFound(String),
+    /// A metadata database call failed; `context` says what was being done.
+    #[error("metadata database: {context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A snapshot key is already taken.
+    #[error("snapshot {0} already exists")]
+    SnapshotExists(String),
+    /// A snapshot was asked for that does not exist (in the state needed).
+    #[error("snapshot {0} not found")]
+    SnapshotNotFound(String),
+    /// A snapshot cannot be removed while others are built on it.
+    #[error("snapshot {key} is the parent of {children} other snapshot(s); remove them first")]
+    SnapshotInUse { key: String, children: u64 },
 }
 
 /// The snapshotter crate's result type.

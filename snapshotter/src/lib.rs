@@ -4,9 +4,11 @@
 pub mod content;
 pub mod digest;
 mod error;
+pub mod metadata;
 pub mod mount;
 
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
+pub use metadata::{CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord};
 pub use mount::Mount;
 pub use error::{Error, Result};

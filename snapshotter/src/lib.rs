@@ -4,11 +4,16 @@
 pub mod content;
 pub mod digest;
 mod error;
+mod fsmeta;
 pub mod metadata;
 pub mod mount;
+pub mod snapshot;
 
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
-pub use metadata::{CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord};
-pub use mount::Mount;
 pub use error::{Error, Result};
+pub use metadata::{
+    CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord,
+};
+pub use mount::{Mount, MountGuard, mount_all, unmount};
+pub use snapshot::{SnapshotLayout, Snapshotter, SnapshotterKind, Usage};

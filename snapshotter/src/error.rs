@@ -52,6 +52,20 @@ pub enum Error {
     /// A snapshot operation does not fit the snapshot's state (e.g. committing a view).
     #[error("snapshot {key}: {reason}")]
     SnapshotState { key: String, reason: String },
+    /// An option value is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A layer entry is unsafe or malformed and the layer is refused.
+    #[error("layer entry {entry:?}: {reason}")]
+    BadEntry { entry: String, reason: String },
+    /// Applying a layer entry failed.
+    #[error("layer entry {entry:?}: {context}: {source}")]
+    Apply {
+        entry: String,
+        context: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The snapshotter crate's result type.

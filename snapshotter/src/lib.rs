@@ -5,6 +5,7 @@ pub mod content;
 pub mod digest;
 mod error;
 mod fsmeta;
+pub mod layer;
 pub mod metadata;
 pub mod mount;
 pub mod snapshot;
@@ -12,6 +13,10 @@ pub mod snapshot;
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use layer::LayerDescriptor;
+pub use layer::apply::{Applied, apply, apply_blob};
+pub use layer::compress::Compression;
+pub use layer::diff::{DiffOptions, diff};
 pub use metadata::{
     CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord,
 };

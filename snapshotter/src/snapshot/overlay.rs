@@ -189,7 +189,7 @@ mod tests {
                 // Deleting a file of the flattened base must still hide it.
                 rustix::fs::mknodat(
                     rustix::fs::CWD,
-                    &upper.join("f0"),
+                    upper.join("f0"),
                     rustix::fs::FileType::CharacterDevice,
                     rustix::fs::Mode::empty(),
                     0,

@@ -1,5 +1,14 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
+pub mod images;
+pub mod inspect;
+pub mod login;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+pub mod tag;
+mod store;
+
 use std::path::PathBuf;
 
 /// Options every subcommand takes, as `docker buildx` and buildkitd users know them.

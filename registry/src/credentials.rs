@@ -145,7 +145,8 @@ impl CredentialStore {
             return run_helper(&helper, "erase", registry, &storage_key(registry)).map(|_| true);
         }
         let Some(auths) = config.get_mut("auths").and_then(Value::as_object_mut) else { return Ok(false) };
-        let removed = lookup_keys(registry).iter().fold(false, |removed, key| auths.remove(key).is_some() || removed);
+        // Every key goes, not just the first found: a registry may be filed under several.
+        let removed = lookup_keys(registry).iter().filter(|key| auths.remove(*key).is_some()).count() > 0;
         if removed {
             write_config(registry, &self.docker_config, &config)?;
         }

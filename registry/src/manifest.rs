@@ -22,9 +22,9 @@ pub const MAX_MANIFEST_SIZE: usize = 8 << 20;
 #[derive(Debug, Clone)]
 pub enum Manifest {
     /// An OCI index or a Docker manifest list.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// An OCI or Docker schema 2 image manifest.
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
 }
 
 impl Manifest {
@@ -50,8 +50,10 @@ impl Manifest {
             (None, None) => OCI_MANIFEST.to_owned(),
         };
         let manifest = match media_type.as_str() {
-            OCI_INDEX | DOCKER_LIST => Self::Index(ImageIndex::from_reader(bytes).map_err(|e| e.to_string())?),
-            OCI_MANIFEST | DOCKER_MANIFEST => Self::Image(ImageManifest::from_reader(bytes).map_err(|e| e.to_string())?),
+            OCI_INDEX | DOCKER_LIST => Self::Index(Box::new(ImageIndex::from_reader(bytes).map_err(|e| e.to_string())?)),
+            OCI_MANIFEST | DOCKER_MANIFEST => {
+                Self::Image(Box::new(ImageManifest::from_reader(bytes).map_err(|e| e.to_string())?))
+            }
             other => return Err(format!("unsupported media type {other:?}")),
         };
         Ok((manifest, media_type))

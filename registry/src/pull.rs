@@ -61,7 +61,7 @@ impl RegistryClient {
             .map_err(|reason| manifest_error(repository, &name, reason))?;
         store_manifest(store, &top.bytes, &top.digest)?;
         let (index_digest, manifest_digest, manifest) = match manifest {
-            Manifest::Image(manifest) => (None, top.digest, manifest),
+            Manifest::Image(manifest) => (None, top.digest, *manifest),
             Manifest::Index(index) => {
                 let entry = index
                     .manifests()
@@ -80,7 +80,7 @@ impl RegistryClient {
                     return Err(manifest_error(repository, &digest.to_string(), "an index inside an index"));
                 };
                 store_manifest(store, &child.bytes, &digest)?;
-                (Some(top.digest), digest, manifest)
+                (Some(top.digest), digest, *manifest)
             }
         };
         let config_digest =

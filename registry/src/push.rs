@@ -82,7 +82,7 @@ impl RegistryClient {
         let mut blobs = Vec::new();
         for descriptor in std::iter::once(manifest.config()).chain(manifest.layers()) {
             let digest = descriptor_digest(descriptor)
-                .map_err(|reason| manifest_error(repository, &descriptor.digest().to_string(), reason))?;
+                .map_err(|reason| manifest_error(repository, descriptor.digest().as_ref(), reason))?;
             blobs.push((digest, descriptor.size()));
         }
         futures_util::stream::iter(blobs)

@@ -187,10 +187,10 @@ fn validate_registry(registry: &str) -> Result<(), &'static str> {
             None => (Some(registry), None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.parse::<u16>().is_err() {
-            return Err("registry port must be a number from 0 to 65535");
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) || port.parse::<u16>().is_err())
+    {
+        return Err("registry port must be a number from 0 to 65535");
     }
     let label_ok = |label: &str| {
         !label.is_empty()

@@ -144,3 +144,32 @@ async fn errors_name_registry_repository_and_reference() {
     let err = client.pull(&reference, &store, &Platform::host()).await.unwrap_err().to_string();
     assert!(err.contains(&registry.addr()) && err.contains("absent/image") && err.contains("nope") && err.contains("404"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_layers_unpack_to_what_umoci_unpacks() {
+    if !strata_testkit::require_root("pulled_layers_unpack_to_what_umoci_unpacks") {
+        return;
+    }
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout =
+        skopeo_push_busybox(dir.path(), &format!("docker://{}/busybox:latest", registry.addr()), &["--dest-tls-verify=false"]);
+    let (_store_dir, store) = temp_store();
+    let reference = Reference::parse(&format!("{}/busybox", registry.addr())).unwrap();
+    let image = client(&registry.addr(), None).pull(&reference, &store, &Platform::host()).await.unwrap();
+
+    let ours = dir.path().join("strata-rootfs");
+    std::fs::create_dir(&ours).unwrap();
+    let snapshot = strata_snapshotter::SnapshotLayout::Full { dir: ours.clone(), parent: None };
+    for (layer, diff_id) in image.manifest.layers().iter().zip(image.config.rootfs().diff_ids()) {
+        let applied = strata_snapshotter::apply_blob(&store, &layer.digest().to_string().parse().unwrap(), &snapshot).unwrap();
+        assert_eq!(applied.diff_id.to_string(), *diff_id);
+    }
+    let theirs = dir.path().join("umoci-rootfs");
+    run(Command::new("umoci").args(["raw", "unpack", "--image"]).arg(format!("{}:latest", layout.display())).arg(&theirs));
+    let listing = |root: &std::path::Path| {
+        run(Command::new("sh").arg("-c").arg("find . -printf '%P %y %m %U:%G %s %l\\n' | sort").current_dir(root))
+    };
+    assert_eq!(listing(&ours), listing(&theirs));
+    run(Command::new("diff").args(["-r", "--no-dereference"]).arg(&ours).arg(&theirs));
+}

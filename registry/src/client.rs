@@ -288,8 +288,13 @@ impl RegistryClient {
         }
     }
 
-    /// GETs a manifest by tag or digest and checks it against the digest asked for or announced.
+    /// GETs a manifest by tag or digest and checks it against the digest asked for or announced; a body broken
+    /// off mid-way is fetched again.
     pub(crate) async fn fetch_manifest(&self, repository: &Repository, reference: &str) -> Result<FetchedManifest> {
+        self.with_retries(is_retryable, || self.fetch_manifest_once(repository, reference)).await
+    }
+
+    async fn fetch_manifest_once(&self, repository: &Repository, reference: &str) -> Result<FetchedManifest> {
         let url = repository.url(&format!("manifests/{reference}"));
         let response = self
             .send(&repository.endpoint, &repository.scope, Method::GET, &url, |r| Ok(r.header(ACCEPT, MANIFEST_ACCEPT)))

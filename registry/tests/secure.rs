@@ -42,6 +42,13 @@ async fn tls_with_an_extra_ca() {
     let reference = Reference::parse(&format!("{}/busybox", registry.addr())).unwrap();
     let err = untrusting.pull(&reference, &store, &Platform::host()).await.unwrap_err();
     assert!(err.to_string().contains(&registry.addr()), "{err}");
+
+    // `insecure = true` skips verification altogether.
+    let insecure = strata_registry::HostConfig { insecure: true, ..Default::default() };
+    let config = strata_registry::RegistryConfig::default().with_host(registry.addr(), insecure);
+    let trusting = RegistryClient::builder().config(config).credentials(common::no_credentials()).build();
+    trusting.pull(&reference, &store, &Platform::host()).await.unwrap();
+    assert_store_clean(&store);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

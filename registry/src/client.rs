@@ -259,7 +259,9 @@ impl RegistryClient {
                     .unwrap_or_else(|| endpoint.host.clone());
                 let http = &self.inner.transport.endpoint(&realm_host)?.http;
                 let realm = (realm.as_str(), service.as_deref());
-                let header = self.with_retries(is_retryable, || {
+                // The issuer is reached without `send`, so its transient failures are retried here.
+                let transient = |e: &Error| matches!(e, Error::Http { .. } | Error::Status { .. });
+                let header = self.with_retries(transient, || {
                     authenticator.fetch_token(http, &endpoint.host, scope, realm, credentials)
                 });
                 Ok(Some(header.await?))
@@ -303,11 +305,7 @@ impl RegistryClient {
         let content_type = header_str(response.headers(), CONTENT_TYPE.as_str());
         let announced = header_str(response.headers(), "docker-content-digest");
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
-            method: "GET".into(),
-            url: url.clone(),
-            source,
-        })? {
+        while let Some(chunk) = response.chunk().await.map_err(|source| Error::Body { url: url.clone(), source })? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > MAX_MANIFEST_SIZE {
                 return Err(manifest_error(repository, reference, format!("larger than {MAX_MANIFEST_SIZE} bytes")));
@@ -323,13 +321,10 @@ impl RegistryClient {
     }
 }
 
-/// Errors worth another try: the wire and transient statuses; not auth, verification or bad input.
+/// Failures worth starting a multi-request step over for: a body that broke off or content that did not verify.
+/// Failed requests are not among them: `send` has already retried those as often as the policy allows.
 pub(crate) fn is_retryable(error: &Error) -> bool {
-    match error {
-        Error::Http { .. } | Error::Verification { .. } => true,
-        Error::Status { status, .. } => StatusCode::from_u16(*status).is_ok_and(is_transient),
-        _ => false,
-    }
+    matches!(error, Error::Body { .. } | Error::Verification { .. })
 }
 
 /// Returns the response if its status is one of `ok`, else a `Status` error with the start of the body.

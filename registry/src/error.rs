@@ -26,6 +26,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// A response body broke off (reset, truncation, stall) after its headers arrived.
+    #[error("{url}: response body broke off: {source}")]
+    Body {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
     /// The registry answered with an unexpected status.
     #[error("{url}: registry answered {status}{}", body_suffix(body))]
     Status { url: String, status: u16, body: String },

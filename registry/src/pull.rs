@@ -159,7 +159,7 @@ impl RegistryClient {
                 Some(source) => {
                     failures += 1;
                     if failures >= retry.max_attempts {
-                        return Err(Error::Http { method: "GET".into(), url, source });
+                        return Err(Error::Body { url, source });
                     }
                     tracing::debug!(%digest, offset = writer.written(), error = %source, "download broke; resuming");
                     tokio::time::sleep(retry.backoff(failures, None)).await;

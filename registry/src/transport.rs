@@ -41,9 +41,23 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
 }
 
-/// Whether a failure on the wire is worth another try (all are, but a malformed request is not).
+/// Whether a failure on the wire is worth another try: resets, refusals and timeouts are; a malformed request
+/// or a TLS failure (an untrusted certificate stays untrusted) is not.
 pub(crate) fn is_transient_error(error: &reqwest::Error) -> bool {
-    !error.is_builder() && !error.is_redirect()
+    !error.is_builder() && !error.is_redirect() && !is_tls_failure(error)
+}
+
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        // hyper wraps rustls' error in an io::Error, whose `source` skips the wrapped error itself.
+        let inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn std::error::Error);
+        if e.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A `Retry-After` in seconds; the HTTP-date form is rare from registries and treated as absent.

@@ -23,6 +23,22 @@ enum Command {
     Build(Box<cmd::build::BuildArgs>),
     /// Parse a Dockerfile and print its syntax tree.
     Parse(cmd::parse::ParseArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Push an image to a registry.
+    Push(cmd::push::Args),
+    /// List images.
+    Images(cmd::images::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
+    /// Remove image names.
+    Rmi(cmd::rmi::Args),
+    /// Print an image's manifest and config.
+    Inspect(cmd::inspect::Args),
+    /// Save credentials for a registry.
+    Login(cmd::login::LoginArgs),
+    /// Forget credentials for a registry.
+    Logout(cmd::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +50,14 @@ fn main() -> ExitCode {
     let result: Result<ExitCode, cmd::CliError> = match cli.command {
         Command::Build(args) => cmd::build::run(&args),
         Command::Parse(args) => cmd::parse::run(&args),
+        Command::Pull(args) => cmd::pull::run(&cli.globals, args),
+        Command::Push(args) => cmd::push::run(&cli.globals, args),
+        Command::Images(args) => cmd::images::run(&cli.globals, args),
+        Command::Tag(args) => cmd::tag::run(&cli.globals, args),
+        Command::Rmi(args) => cmd::rmi::run(&cli.globals, args),
+        Command::Inspect(args) => cmd::inspect::run(&cli.globals, args),
+        Command::Login(args) => cmd::login::run_login(&cli.globals, args),
+        Command::Logout(args) => cmd::login::run_logout(&cli.globals, args),
     };
     match result {
         Ok(code) => code,

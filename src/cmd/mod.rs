@@ -1,7 +1,15 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
 pub mod build;
+pub mod images;
+pub mod inspect;
+pub mod login;
 pub mod parse;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+mod store;
+pub mod tag;
 
 use std::path::PathBuf;
 

@@ -19,6 +19,26 @@ struct Cli {
 /// One variant per subcommand; each lives in its own module under `cmd/`.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile.
+    Build(Box<cmd::build::BuildArgs>),
+    /// Parse a Dockerfile and print its syntax tree.
+    Parse(cmd::parse::ParseArgs),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Push an image to a registry.
+    Push(cmd::push::Args),
+    /// List images.
+    Images(cmd::images::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
+    /// Remove image names.
+    Rmi(cmd::rmi::Args),
+    /// Print an image's manifest and config.
+    Inspect(cmd::inspect::Args),
+    /// Save credentials for a registry.
+    Login(cmd::login::LoginArgs),
+    /// Forget credentials for a registry.
+    Logout(cmd::login::LogoutArgs),
     /// Run a command in a new container over an image.
     Run(cmd::run::RunArgs),
 }
@@ -32,6 +52,16 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<ExitCode, cmd::CliError> = match cli.command {
+        Command::Build(args) => cmd::build::run(&args),
+        Command::Parse(args) => cmd::parse::run(&args),
+        Command::Pull(args) => cmd::pull::run(&cli.globals, args),
+        Command::Push(args) => cmd::push::run(&cli.globals, args),
+        Command::Images(args) => cmd::images::run(&cli.globals, args),
+        Command::Tag(args) => cmd::tag::run(&cli.globals, args),
+        Command::Rmi(args) => cmd::rmi::run(&cli.globals, args),
+        Command::Inspect(args) => cmd::inspect::run(&cli.globals, args),
+        Command::Login(args) => cmd::login::run_login(&cli.globals, args),
+        Command::Logout(args) => cmd::login::run_logout(&cli.globals, args),
         Command::Run(args) => cmd::run::run(&cli.globals, args),
     };
     match result {

@@ -4,9 +4,21 @@
 pub mod content;
 pub mod digest;
 mod error;
+mod fsmeta;
+pub mod layer;
+pub mod metadata;
 pub mod mount;
+pub mod snapshot;
 
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
-pub use mount::Mount;
 pub use error::{Error, Result};
+pub use layer::LayerDescriptor;
+pub use layer::apply::{Applied, apply, apply_blob};
+pub use layer::compress::Compression;
+pub use layer::diff::{DiffOptions, diff};
+pub use metadata::{
+    CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord,
+};
+pub use mount::{Mount, MountGuard, mount_all, unmount};
+pub use snapshot::{SnapshotLayout, Snapshotter, SnapshotterKind, Usage};

@@ -1,6 +1,16 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
+pub mod build;
+pub mod images;
+pub mod inspect;
+pub mod login;
+pub mod parse;
+pub mod pull;
+pub mod push;
+pub mod rmi;
 pub mod run;
+mod store;
+pub mod tag;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ mod busybox;
 mod registry;
 
 pub use busybox::{busybox_layout, busybox_rootfs};
-pub use registry::{Registry, RegistryAuth};
+pub use registry::{Registry, RegistryAuth, RegistryOptions};
 
 /// True when running as root. Otherwise prints a loud SKIP line naming the test, so a skip is never silent.
 pub fn require_root(test: &str) -> bool {

@@ -1,0 +1,38 @@
+//! `strata pull REF`: fetch an image into the content store and name it.
+
+use std::process::ExitCode;
+
+use strata_registry::Platform;
+
+use super::store::{Stores, block_on, reference, registry_client};
+use super::{CliError, Globals};
+
+/// Arguments of `strata pull`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image, as `docker pull` takes it (`busybox`, `host:port/repo:tag`, `repo@sha256:...`).
+    pub reference: String,
+    /// The platform to pick from a multi-platform image (`os/arch[/variant]`); this machine's by default.
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// Pulls the image and prints its manifest digest.
+pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
+    let reference = reference(&args.reference)?;
+    let platform = match &args.platform {
+        Some(p) => p.parse::<Platform>().map_err(CliError::from_display)?,
+        None => Platform::host(),
+    };
+    let stores = Stores::open(globals)?;
+    let client = registry_client(globals)?;
+    let image = block_on(client.pull(&reference, &stores.content, &platform))?.map_err(CliError::from_display)?;
+    let mut blobs = vec![image.manifest_digest.clone(), image.config_digest.clone()];
+    blobs.extend(image.index_digest.clone());
+    for layer in image.manifest.layers() {
+        blobs.push(layer.digest().to_string().parse().map_err(CliError::from_display)?);
+    }
+    stores.name_image(&reference, &image.manifest_digest, &blobs)?;
+    println!("{reference}: {}", image.manifest_digest);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,76 @@
+//! `strata build --call targets|outline` and `--print-graph` on the example in `testdata/examples/hello`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/examples/hello")
+}
+
+fn strata_build(args: &[&str]) -> assert_cmd::assert::Assert {
+    cargo_bin_cmd!("strata").arg("build").args(args).arg(example()).assert()
+}
+
+fn stdout(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn call_targets_lists_named_stages_and_the_default() {
+    let out = stdout(&strata_build(&["--call", "targets"]).success());
+    assert_eq!(
+        out,
+        "TARGET      DESCRIPTION\nbuild       build compiles the greeting\ntest        test checks the greeting\n\
+         (default)   the image that ships\n"
+    );
+}
+
+#[test]
+fn call_outline_shows_args_with_overrides_and_secrets() {
+    let out = stdout(&strata_build(&["--call", "outline", "--target", "TEST", "--build-arg", "GREETING=hi"]).success());
+    assert!(out.starts_with("TARGET:      test\nDESCRIPTION: test checks the greeting\n"), "{out}");
+    assert!(out.contains("GREETING    hi        GREETING is the text the image prints\n"), "{out}");
+    assert!(out.contains("SECRET   REQUIRED\ntoken    false\n"), "{out}");
+}
+
+#[test]
+fn print_graph_dot_renders_with_graphviz() {
+    let dot = stdout(&strata_build(&["--print-graph=dot"]).success());
+    assert!(dot.contains("[build 5/5] RUN --mount=type=cache"), "{dot}");
+    let mut graphviz = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("graphviz's dot is installed by .ci/run");
+    use std::io::Write;
+    graphviz.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+    let svg = graphviz.wait_with_output().unwrap();
+    assert!(svg.status.success());
+    assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
+}
+
+#[test]
+fn print_graph_json_is_the_lowered_graph() {
+    let json: serde_json::Value = serde_json::from_str(&stdout(&strata_build(&["--print-graph=json"]).success())).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|n| n["op"]["op"] == "exec"));
+    // The test stage is not reached by the default target, so its RUN is not in the graph.
+    assert!(!nodes.iter().any(|n| n["meta"]["description"].as_str().unwrap().contains("grep -q")));
+}
+
+#[test]
+fn unknown_target_and_bad_instruction_fail_with_clear_errors() {
+    let assert = strata_build(&["--target", "bulid", "--call", "outline"]).failure();
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(err.contains("target stage \"bulid\" could not be found (did you mean build?)"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\n  FNTRYPOINT x\n").unwrap();
+    let assert = cargo_bin_cmd!("strata").args(["build", "--print-graph=dot"]).arg(dir.path()).assert().failure();
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(err.contains("Dockerfile:2:3: unknown instruction: FNTRYPOINT (did you mean ENTRYPOINT?)"), "{err}");
+    assert!(err.contains("  FNTRYPOINT x\n  ^"), "{err}");
+}

@@ -327,12 +327,13 @@ impl Extractor {
     /// directories are created when `create` (0755, as tar does); otherwise a missing one gives `None`.
     fn open_dir(&mut self, path: &[u8], create: bool, shown: &str) -> Result<Option<OwnedFd>> {
         if let Some((cached, fd)) = &self.cached_parent
-            && cached == path {
-                let fd = fd
-                    .try_clone()
-                    .context(|| format!("layer entry {shown:?}: duplicating a descriptor"))?;
-                return Ok(Some(fd));
-            }
+            && cached == path
+        {
+            let fd = fd
+                .try_clone()
+                .context(|| format!("layer entry {shown:?}: duplicating a descriptor"))?;
+            return Ok(Some(fd));
+        }
         let fail = |source: io::Error| Error::Apply {
             entry: shown.into(),
             context: format!(

@@ -18,7 +18,12 @@ struct Cli {
 
 /// One variant per subcommand; each lives in its own module under `cmd/`.
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Remove build cache and unused data.
+    Prune(cmd::prune::Args),
+    /// Show disk use.
+    Du(cmd::du::Args),
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -26,7 +31,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result: Result<ExitCode, cmd::CliError> = match cli.command {};
+    let result: Result<ExitCode, cmd::CliError> = match cli.command {
+        Command::Prune(args) => cmd::prune::run(&cli.globals, args),
+        Command::Du(args) => cmd::du::run(&cli.globals, args),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

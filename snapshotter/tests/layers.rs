@@ -74,7 +74,7 @@ fn base_tree(dir: &Path) {
     let nod = |name: &str, ft, dev| {
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &dir.join(name),
+            dir.join(name),
             ft,
             rustix::fs::Mode::from_raw_mode(0o640),
             dev,
@@ -108,7 +108,7 @@ fn base_tree(dir: &Path) {
     .unwrap();
     rustix::fs::chownat(
         rustix::fs::CWD,
-        &dir.join("etc/conf.d"),
+        dir.join("etc/conf.d"),
         Some(rustix::fs::Uid::from_raw(1000)),
         Some(rustix::fs::Gid::from_raw(3_000_000)),
         rustix::fs::AtFlags::empty(),

@@ -1,5 +1,8 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
+pub mod du;
+pub mod prune;
+
 use std::path::PathBuf;
 
 /// Options every subcommand takes, as `docker buildx` and buildkitd users know them.

@@ -107,7 +107,6 @@ fn layers(c: &mut Criterion) {
         parent: None,
     };
     let make_layer = |compression: Compression| -> LayerDescriptor {
-        let _ = fs::remove_dir_all(&store_dir);
         let store = ContentStore::open(&store_dir).unwrap();
         diff(
             &layout,
@@ -116,6 +115,10 @@ fn layers(c: &mut Criterion) {
         )
         .unwrap()
     };
+    // Untimed: the previous iteration's blob goes, so every diff writes a new one.
+    let empty_store = || drop(fresh_dir(&store_dir));
+    let diff_with =
+        |compression| move |iters| timed(iters, empty_store, || drop(make_layer(compression)));
 
     let mut group = c.benchmark_group("layer");
     group
@@ -123,7 +126,7 @@ fn layers(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .throughput(Throughput::Bytes(total));
     group.bench_function("diff/strata-gzip", |b| {
-        b.iter(|| make_layer(Compression::Gzip))
+        b.iter_custom(diff_with(Compression::Gzip))
     });
     group.bench_function("diff/tar-pigz-p2", |b| {
         b.iter(|| {
@@ -133,7 +136,7 @@ fn layers(c: &mut Criterion) {
         })
     });
     group.bench_function("diff/strata-zstd", |b| {
-        b.iter(|| make_layer(Compression::Zstd))
+        b.iter_custom(diff_with(Compression::Zstd))
     });
     group.bench_function("diff/tar-zstd-T2", |b| {
         b.iter(|| {
@@ -143,6 +146,7 @@ fn layers(c: &mut Criterion) {
         })
     });
 
+    empty_store();
     let gzip = make_layer(Compression::Gzip);
     let blob = Path::new(SCRATCH).join("layer.tar.gz");
     fs::copy(
@@ -166,28 +170,23 @@ fn layers(c: &mut Criterion) {
         // Read by bench/layer.sh for the compressed-size column.
         println!("SIZE {name} {size}");
     }
+    let empty_out = || drop(fresh_dir(&out));
     group.bench_function("apply/strata-gzip", |b| {
         b.iter_custom(|iters| {
-            timed(
-                iters,
-                || drop(fresh_dir(&out)),
-                || {
-                    let target = SnapshotLayout::Full {
-                        dir: out.clone(),
-                        parent: None,
-                    };
-                    apply(fs::File::open(&blob).unwrap(), Some(&gzip.digest), &target).unwrap();
-                },
-            )
+            timed(iters, empty_out, || {
+                let target = SnapshotLayout::Full {
+                    dir: out.clone(),
+                    parent: None,
+                };
+                apply(fs::File::open(&blob).unwrap(), Some(&gzip.digest), &target).unwrap();
+            })
         })
     });
     group.bench_function("apply/tar-xzf", |b| {
         b.iter_custom(|iters| {
-            timed(
-                iters,
-                || drop(fresh_dir(&out)),
-                || shell(&format!("tar -xzf {} -C {}", blob.display(), out.display())),
-            )
+            timed(iters, empty_out, || {
+                shell(&format!("tar -xzf {} -C {}", blob.display(), out.display()))
+            })
         })
     });
     group.finish();

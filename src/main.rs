@@ -41,6 +41,10 @@ enum Command {
     Logout(cmd::login::LogoutArgs),
     /// Run a command in a new container over an image.
     Run(cmd::run::RunArgs),
+    /// Remove build cache and unused data.
+    Prune(cmd::prune::Args),
+    /// Show disk use.
+    Du(cmd::du::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,8 @@ fn main() -> ExitCode {
         Command::Login(args) => cmd::login::run_login(&cli.globals, args),
         Command::Logout(args) => cmd::login::run_logout(&cli.globals, args),
         Command::Run(args) => cmd::run::run(&cli.globals, args),
+        Command::Prune(args) => cmd::prune::run(&cli.globals, args),
+        Command::Du(args) => cmd::du::run(&cli.globals, args),
     };
     match result {
         Ok(code) => code,

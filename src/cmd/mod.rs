@@ -1,10 +1,12 @@
 //! The subcommands, one module each. Every `run` returns the process exit code or a `CliError`.
 
 pub mod build;
+pub mod du;
 pub mod images;
 pub mod inspect;
 pub mod login;
 pub mod parse;
+pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod rmi;

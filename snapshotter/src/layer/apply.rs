@@ -8,9 +8,10 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::mpsc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, XattrFlags};
 use rustix::io::Errno;
@@ -49,8 +50,11 @@ pub fn apply_blob(
 /// Applies a layer (gzip, zstd or plain tar, detected from its first bytes) read from `blob` to the snapshot
 /// at `layout`: an overlay upper gets overlay whiteouts, a full tree gets deletions. If `expected` is given,
 /// the blob must hash to it. On any error the snapshot is half-written and must be discarded.
+///
+/// Like `tar -xz` (two processes), decompression and hashing run on their own thread, handing the tar
+/// stream to the extracting thread in a few bounded chunks.
 pub fn apply(
-    blob: impl Read,
+    blob: impl Read + Send,
     expected: Option<&Digest>,
     layout: &SnapshotLayout,
 ) -> Result<Applied> {
@@ -59,31 +63,93 @@ pub fn apply(
         SnapshotLayout::Full { dir, .. } => (dir.as_path(), false),
     };
     let reading = || format!("reading the layer for {}", show(dir));
-    let mut raw = Hashed::new(blob);
-    let applied = {
-        let mut tar_stream = Hashed::new(
-            decompress(BufReader::with_capacity(256 * 1024, &mut raw)).context(reading)?,
-        );
-        let mut extractor = Extractor::open(dir, overlay)?;
-        let mut archive = tar::Archive::new(&mut tar_stream);
-        for entry in archive.entries().context(reading)? {
-            extractor.entry(entry.context(reading)?)?;
-        }
-        extractor.finish()?;
-        // The zero blocks after the end marker are part of the diffID.
-        io::copy(&mut tar_stream, &mut io::sink()).context(reading)?;
-        Applied {
-            diff_id: tar_stream.digest(),
-            tar_size: tar_stream.bytes,
-        }
-    };
-    io::copy(&mut raw, &mut io::sink()).context(reading)?;
+    let mut extractor = Extractor::open(dir, overlay)?;
+    let (decoded, extracted) = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+        let decoder = s.spawn(move || decode(blob, tx));
+        let mut tar_stream = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let extracted = (|| {
+            let mut archive = tar::Archive::new(&mut tar_stream);
+            for entry in archive.entries().context(reading)? {
+                extractor.entry(entry.context(reading)?)?;
+            }
+            // The zero blocks after the end marker are part of the diffID: let the decoder hash them.
+            io::copy(&mut tar_stream, &mut io::sink()).context(reading)
+        })();
+        // Dropping the receiver stops a decoder still sending after an extraction error.
+        drop(tar_stream);
+        (
+            decoder.join().expect("the layer decoder does not panic"),
+            extracted,
+        )
+    });
+    // A broken stream is the cause of whatever extraction then saw, so its error comes first.
+    let (raw, applied) = decoded.context(reading)?;
+    extracted?;
+    extractor.finish()?;
     match expected {
-        Some(expected) if raw.digest() != *expected => Err(Error::DigestMismatch {
+        Some(expected) if raw != *expected => Err(Error::DigestMismatch {
             expected: expected.to_string(),
-            actual: raw.digest().to_string(),
+            actual: raw.to_string(),
         }),
         _ => Ok(applied),
+    }
+}
+
+/// Chunk size and count between the decoder and the extractor: memory stays at a few MiB.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Reads, hashes and decompresses `blob`, sending the tar stream in chunks; returns the blob digest and
+/// what the tar stream hashed to. Stops quietly when the extractor hangs up.
+fn decode(blob: impl Read, tx: mpsc::SyncSender<Vec<u8>>) -> io::Result<(Digest, Applied)> {
+    let mut raw = Hashed::new(blob);
+    let mut tar_stream = Hashed::new(decompress(BufReader::with_capacity(CHUNK, &mut raw))?);
+    loop {
+        let mut chunk = vec![0; CHUNK];
+        let n = tar_stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        if tx.send(chunk).is_err() {
+            break;
+        }
+    }
+    let applied = Applied {
+        diff_id: tar_stream.digest(),
+        tar_size: tar_stream.bytes,
+    };
+    drop(tar_stream);
+    // Whatever follows the compressed stream still counts toward the blob digest.
+    io::copy(&mut raw, &mut io::sink())?;
+    Ok((raw.digest(), applied))
+}
+
+/// The extracting side of the decoder's channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => (self.chunk, self.pos) = (chunk, 0),
+                // The decoder is done (or failed, which it reports itself).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -97,6 +163,8 @@ struct Extractor {
     dirs: Vec<(Vec<u8>, Attrs)>,
     /// The most recently opened parent directory, reused by its following siblings.
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    /// File content passes through this one buffer.
+    buf: Vec<u8>,
 }
 
 impl Extractor {
@@ -115,6 +183,7 @@ impl Extractor {
             written: HashSet::new(),
             dirs: Vec::new(),
             cached_parent: None,
+            buf: vec![0; CHUNK],
         })
     }
 
@@ -160,22 +229,40 @@ impl Extractor {
         use tar::EntryType as T;
         match entry_type {
             T::Directory => {
-                if !self.clear(&dir, name, true, &shown)? {
-                    rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
-                        .map_err(|e| fail("creating the directory")(e.into()))?;
+                let mkdir = || rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700));
+                // An existing directory is kept (layers below may fill it); anything else is replaced.
+                match mkdir() {
+                    Err(Errno::EXIST) => {
+                        if !self.clear(&dir, name, true, &shown)? {
+                            mkdir().map_err(|e| fail("creating the directory")(e.into()))?;
+                        }
+                    }
+                    other => other.map_err(|e| fail("creating the directory")(e.into()))?,
                 }
                 self.dirs.push((path.clone(), attrs));
             }
             T::Regular | T::Continuous => {
-                self.clear(&dir, name, false, &shown)?;
                 let flags = OFlags::WRONLY
                     | OFlags::CREATE
                     | OFlags::EXCL
                     | OFlags::NOFOLLOW
                     | OFlags::CLOEXEC;
-                let fd = rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o600))
+                let fd = self
+                    .create_replacing(&dir, name, &shown, || {
+                        rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o600))
+                    })?
                     .map_err(|e| fail("creating the file")(e.into()))?;
-                io::copy(&mut entry, &mut File::from(fd)).map_err(fail("writing the file"))?;
+                let mut file = File::from(fd);
+                loop {
+                    let n = entry
+                        .read(&mut self.buf)
+                        .map_err(fail("reading the file from the layer"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..n])
+                        .map_err(fail("writing the file"))?;
+                }
                 self.write_attrs(&dir, name, &attrs, false, &shown)?;
             }
             T::Symlink => {
@@ -183,9 +270,10 @@ impl Extractor {
                     .link_name_bytes()
                     .ok_or_else(|| bad("symlink without a target".into()))?
                     .into_owned();
-                self.clear(&dir, name, false, &shown)?;
-                rustix::fs::symlinkat(as_path(&target), &dir, name)
-                    .map_err(|e| fail("creating the symlink")(e.into()))?;
+                self.create_replacing(&dir, name, &shown, || {
+                    rustix::fs::symlinkat(as_path(&target), &dir, name)
+                })?
+                .map_err(|e| fail("creating the symlink")(e.into()))?;
                 self.write_attrs(&dir, name, &attrs, true, &shown)?;
             }
             T::Link => {
@@ -204,18 +292,20 @@ impl Extractor {
                             String::from_utf8_lossy(&target)
                         ))
                     })?;
-                self.clear(&dir, name, false, &shown)?;
                 // No AT_SYMLINK_FOLLOW: a symlink target gets linked itself, never what it points to.
-                rustix::fs::linkat(
-                    &target_dir,
-                    as_path(target_base),
-                    &dir,
-                    name,
-                    AtFlags::empty(),
-                )
-                .map_err(|e| {
-                    fail(&format!("linking to {}", String::from_utf8_lossy(&target)))(e.into())
-                })?;
+                let link = || {
+                    rustix::fs::linkat(
+                        &target_dir,
+                        as_path(target_base),
+                        &dir,
+                        name,
+                        AtFlags::empty(),
+                    )
+                };
+                self.create_replacing(&dir, name, &shown, link)?
+                    .map_err(|e| {
+                        fail(&format!("linking to {}", String::from_utf8_lossy(&target)))(e.into())
+                    })?;
             }
             T::Char | T::Block | T::Fifo => {
                 if !self.privileged && entry_type != T::Fifo {
@@ -233,8 +323,9 @@ impl Extractor {
                     T::Block => FileType::BlockDevice,
                     _ => FileType::Fifo,
                 };
-                self.clear(&dir, name, false, &shown)?;
-                rustix::fs::mknodat(&dir, name, file_type, Mode::from_raw_mode(0o600), dev)
+                let mknod =
+                    || rustix::fs::mknodat(&dir, name, file_type, Mode::from_raw_mode(0o600), dev);
+                self.create_replacing(&dir, name, &shown, mknod)?
                     .map_err(|e| fail("creating the node")(e.into()))?;
                 self.write_attrs(&dir, name, &attrs, false, &shown)?;
             }
@@ -296,6 +387,24 @@ impl Extractor {
         Ok(())
     }
 
+    /// Runs `create` for `name` in `dir`; if the name is taken, removes what has it and runs it once more.
+    /// Most names are new, so this saves a stat per entry over clearing first.
+    fn create_replacing<T>(
+        &mut self,
+        dir: &OwnedFd,
+        name: &Path,
+        shown: &str,
+        create: impl Fn() -> rustix::io::Result<T>,
+    ) -> Result<rustix::io::Result<T>> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.clear(dir, name, false, shown)?;
+                Ok(create())
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Removes whatever `name` in `dir` is, unless `keep_dir` and it is a directory; returns whether a
     /// directory was kept.
     fn clear(&mut self, dir: &OwnedFd, name: &Path, keep_dir: bool, shown: &str) -> Result<bool> {
@@ -327,12 +436,13 @@ impl Extractor {
     /// directories are created when `create` (0755, as tar does); otherwise a missing one gives `None`.
     fn open_dir(&mut self, path: &[u8], create: bool, shown: &str) -> Result<Option<OwnedFd>> {
         if let Some((cached, fd)) = &self.cached_parent
-            && cached == path {
-                let fd = fd
-                    .try_clone()
-                    .context(|| format!("layer entry {shown:?}: duplicating a descriptor"))?;
-                return Ok(Some(fd));
-            }
+            && cached == path
+        {
+            let fd = fd
+                .try_clone()
+                .context(|| format!("layer entry {shown:?}: duplicating a descriptor"))?;
+            return Ok(Some(fd));
+        }
         let fail = |source: io::Error| Error::Apply {
             entry: shown.into(),
             context: format!(

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
@@ -21,6 +21,9 @@ use crate::layer::{Hashed, LayerDescriptor, OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use crate::snapshot::SnapshotLayout;
 use crate::snapshot::copy::is_overlay_xattr;
 use crate::snapshot::overlay::{is_opaque_xattr, is_whiteout};
+
+/// Bytes gathered before the tar stream goes on to hashing and compression.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// How to make a layer: compression, level, threads and a timestamp clamp.
 #[derive(Debug, Clone)]
@@ -93,16 +96,18 @@ pub fn diff(
         |out| {
             let mut hashed = Hashed::new(out);
             let mut differ = Differ {
-                tar: TarWriter::new(&mut hashed),
+                // Big writes: file reads fill the buffer directly, and the compressor gets few large calls.
+                tar: TarWriter::new(BufWriter::with_capacity(WRITE_BUFFER, &mut hashed)),
                 epoch: options.source_date_epoch,
                 overlay,
                 links: HashMap::new(),
                 pending: Vec::new(),
             };
             differ.walk_dir(b"", upper, lower)?;
-            differ
+            let hashed = differ
                 .tar
                 .finish()
+                .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
                 .context(|| format!("finishing the layer of {}", show(upper)))?;
             diff_id = Some(hashed.digest());
             Ok(())
@@ -120,7 +125,7 @@ pub fn diff(
 }
 
 struct Differ<'a, W: Write> {
-    tar: TarWriter<&'a mut Hashed<W>>,
+    tar: TarWriter<BufWriter<&'a mut Hashed<W>>>,
     epoch: Option<i64>,
     overlay: bool,
     /// (device, inode) of multiply linked files already archived -> their tar name.

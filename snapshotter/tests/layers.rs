@@ -490,15 +490,12 @@ fn gnu_tar_layers_with_an_opaque_dir_and_whiteouts_apply() {
     let expected = dir.path().join("expected");
     for f in ["etc/new", "bin/keep", "bin/y"] {
         fs::create_dir_all(expected.join(f).parent().unwrap()).unwrap();
-        fs::copy(
-            upper
-                .join(f)
-                .exists()
-                .then(|| upper.join(f))
-                .unwrap_or(lower.join(f)),
-            expected.join(f),
-        )
-        .unwrap();
+        let source = if upper.join(f).exists() {
+            upper.join(f)
+        } else {
+            lower.join(f)
+        };
+        fs::copy(source, expected.join(f)).unwrap();
     }
 
     let applied = dir.path().join("applied");

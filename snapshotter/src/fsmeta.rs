@@ -14,11 +14,15 @@ const XATTR_MAX: usize = 64 * 1024;
 /// Owner, permissions, mtime and extended attributes of one filesystem entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Attrs {
+    /// Owner user id.
     pub uid: u32,
+    /// Owner group id.
     pub gid: u32,
     /// Permission bits including setuid, setgid and sticky.
     pub mode: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// Nanoseconds part of the modification time.
     pub mtime_nsec: i64,
     /// (name, value) pairs, sorted by name.
     pub xattrs: Vec<(String, Vec<u8>)>,

@@ -451,3 +451,82 @@ fn a_corrupted_blob_is_refused() {
         .is_err()
     );
 }
+
+#[test]
+fn gnu_tar_layers_with_an_opaque_dir_and_whiteouts_apply() {
+    if !require_root("gnu_tar_layers_with_an_opaque_dir_and_whiteouts_apply") {
+        return;
+    }
+    require_tool("tar");
+    let dir = tempfile::tempdir().unwrap();
+    let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+    for d in ["etc/sub", "bin"] {
+        fs::create_dir_all(lower.join(d)).unwrap();
+    }
+    for f in ["etc/a", "etc/sub/b", "bin/x", "bin/keep"] {
+        fs::write(lower.join(f), f).unwrap();
+    }
+    // Docker's layer format as GNU tar writes it from a directory: marker files are plain empty files.
+    for d in ["etc", "bin"] {
+        fs::create_dir_all(upper.join(d)).unwrap();
+    }
+    for f in ["etc/.wh..wh..opq", "etc/new", "bin/.wh.x", "bin/y"] {
+        fs::write(upper.join(f), if f.contains(".wh.") { "" } else { f }).unwrap();
+    }
+    let layers: Vec<_> = [&lower, &upper]
+        .iter()
+        .enumerate()
+        .map(|(i, src)| {
+            let blob = dir.path().join(format!("l{i}.tar.gz"));
+            run(Command::new("tar")
+                .arg("-czf")
+                .arg(&blob)
+                .arg("-C")
+                .arg(src)
+                .arg("."));
+            blob
+        })
+        .collect();
+    let expected = dir.path().join("expected");
+    for f in ["etc/new", "bin/keep", "bin/y"] {
+        fs::create_dir_all(expected.join(f).parent().unwrap()).unwrap();
+        let source = if upper.join(f).exists() {
+            upper.join(f)
+        } else {
+            lower.join(f)
+        };
+        fs::copy(source, expected.join(f)).unwrap();
+    }
+
+    let applied = dir.path().join("applied");
+    fs::create_dir(&applied).unwrap();
+    let target = SnapshotLayout::Full {
+        dir: applied.clone(),
+        parent: None,
+    };
+    for blob in &layers {
+        apply(fs::File::open(blob).unwrap(), None, &target).unwrap();
+    }
+    assert_same_tree(&expected, &applied, Mtimes::Ignored);
+
+    let r = root(SnapshotterKind::Overlay);
+    let mut parent: Option<String> = None;
+    for (i, blob) in layers.iter().enumerate() {
+        r.snapshotter
+            .prepare(&format!("p{i}"), parent.as_deref())
+            .unwrap();
+        apply(
+            fs::File::open(blob).unwrap(),
+            None,
+            &r.snapshotter.layout(&format!("p{i}")).unwrap(),
+        )
+        .unwrap();
+        r.snapshotter
+            .commit(&format!("c{i}"), &format!("p{i}"))
+            .unwrap();
+        parent = Some(format!("c{i}"));
+    }
+    with_view(&r, "c1", |view| {
+        assert_same_tree(&expected, view, Mtimes::Ignored)
+    });
+}

@@ -80,3 +80,47 @@ impl Snapshotter for NativeSnapshotter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metadata::MetadataStore;
+
+    #[test]
+    fn children_start_as_copies_and_diverge() {
+        let root = tempfile::tempdir().unwrap();
+        let meta = Arc::new(MetadataStore::open(root.path()).unwrap());
+        let native = NativeSnapshotter::new(SnapshotDirs::open(root.path(), meta).unwrap());
+        let dir_of = |key: &str| match native.layout(key).unwrap() {
+            SnapshotLayout::Full { dir, .. } => dir,
+            other => panic!("{other:?}"),
+        };
+        native.prepare("a", None).unwrap();
+        fs::write(dir_of("a").join("f"), b"base").unwrap();
+        native.commit("base", "a").unwrap();
+        let mounts = native.prepare("b", Some("base")).unwrap();
+        assert_eq!(mounts, vec![Mount::bind(&dir_of("b"), false)]);
+        fs::write(dir_of("b").join("f"), b"changed").unwrap();
+        assert_eq!(fs::read(dir_of("base").join("f")).unwrap(), b"base");
+        assert_eq!(
+            native.view("v", Some("base")).unwrap()[0].options,
+            ["rbind", "ro"]
+        );
+        let SnapshotLayout::Full { parent, .. } = native.layout("b").unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(parent, Some(dir_of("base")));
+        assert!(
+            native.commit("x", "v").is_err(),
+            "a view cannot be committed"
+        );
+        assert!(native.remove("base").is_err(), "base has children");
+        native.remove("b").unwrap();
+        native.remove("v").unwrap();
+        native.remove("base").unwrap();
+        assert!(native.usage("base").is_err());
+    }
+}

@@ -212,4 +212,41 @@ mod tests {
         assert_eq!(names, ["f1", "f2", "f3", "f4", "f5", "f6"]);
         drop(guard);
     }
+
+    #[test]
+    fn chains_longer_than_a_mount_option_page_mount() {
+        if !strata_testkit::require_root("chains_longer_than_a_mount_option_page_mount") {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        // A long root makes the lowerdir option far longer than the page mount(2) takes options in.
+        let root = tmp.path().join("r".repeat(200));
+        let meta = Arc::new(MetadataStore::open(&root).unwrap());
+        let overlay = OverlaySnapshotter::new(SnapshotDirs::open(&root, meta).unwrap());
+        let mut parent: Option<String> = None;
+        for i in 0..120 {
+            overlay
+                .prepare(&format!("a{i}"), parent.as_deref())
+                .unwrap();
+            let SnapshotLayout::OverlayUpper(upper) = overlay.layout(&format!("a{i}")).unwrap()
+            else {
+                panic!("overlay layouts are upper dirs")
+            };
+            fs::write(upper.join(format!("f{i}")), b"x").unwrap();
+            overlay.commit(&format!("c{i}"), &format!("a{i}")).unwrap();
+            parent = Some(format!("c{i}"));
+        }
+        let mounts = overlay.prepare("top", parent.as_deref()).unwrap();
+        assert!(
+            mounts[0].options[0].len() > 4096 * 4,
+            "{}",
+            mounts[0].options[0].len()
+        );
+        let target = tmp.path().join("mnt");
+        fs::create_dir(&target).unwrap();
+        let guard = mount_all(&mounts, &target).unwrap();
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 120);
+        fs::write(target.join("new"), b"upper").unwrap();
+        guard.unmount().unwrap();
+    }
 }

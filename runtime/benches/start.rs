@@ -27,15 +27,7 @@ fn start(c: &mut Criterion) {
     let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
     std::fs::create_dir(&upper).unwrap();
     std::fs::create_dir(&work).unwrap();
-    let overlay = Mount {
-        fs_type: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", rootfs.display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    };
+    let overlay = Mount::overlay(&[rootfs.to_path_buf()], Some((&upper, &work)));
     let on_overlay = ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["true"]).build().unwrap();
     group.bench_function("strata, overlay rootfs", |b| {
         b.iter(|| assert_eq!(runtime.run_to_completion(&on_overlay, None).unwrap().exit_code, 0))

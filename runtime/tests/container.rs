@@ -173,15 +173,7 @@ fn mount_points_follow_the_images_symlinks_and_keep_its_directories() {
 }
 
 fn overlay(lower: &std::path::Path, upper: &std::path::Path, work: &std::path::Path) -> Mount {
-    Mount {
-        fs_type: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", lower.display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    }
+    Mount::overlay(&[lower.to_path_buf()], Some((upper, work)))
 }
 
 #[test]

@@ -93,15 +93,7 @@ fn half_without_subordinate_ids() {
     let (upper, work) = (scratch.path().join("upper"), scratch.path().join("work"));
     std::fs::create_dir(&upper).unwrap();
     std::fs::create_dir(&work).unwrap();
-    let overlay = Mount {
-        fs_type: "overlay".into(),
-        source: "overlay".into(),
-        options: vec![
-            format!("lowerdir={}", rootfs.display()),
-            format!("upperdir={}", upper.display()),
-            format!("workdir={}", work.display()),
-        ],
-    };
+    let overlay = Mount::overlay(&[rootfs.to_path_buf()], Some((&upper, &work)));
     let on_overlay =
         ProcessSpec::builder(Rootfs::Mounts(vec![overlay]), ["sh", "-c", "echo hi > /hello; cat /etc/hostname"]);
     assert_eq!(stdout_of(on_overlay), "strata\n");

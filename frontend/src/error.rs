@@ -8,15 +8,16 @@ use std::sync::Arc;
 pub struct SourceFile {
     name: String,
     text: String,
+    /// Byte offset of each physical line's start, so looking a line up does not rescan the file.
+    line_starts: Vec<usize>,
 }
 
 impl SourceFile {
     /// Wraps a file name and its text for sharing between nodes.
     pub fn new(name: &str, text: &str) -> Arc<Self> {
-        Arc::new(Self {
-            name: name.to_owned(),
-            text: text.to_owned(),
-        })
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text).to_owned();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Arc::new(Self { name: name.to_owned(), text, line_starts })
     }
 
     /// The file name given to [`crate::parser::parse`].
@@ -26,11 +27,9 @@ impl SourceFile {
 
     /// Physical line `line` (1-based) without its line ending; empty when out of range.
     pub fn line(&self, line: u32) -> &str {
-        let text = self.text.strip_prefix('\u{feff}').unwrap_or(&self.text);
-        let found = text
-            .split('\n')
-            .nth(line.saturating_sub(1) as usize)
-            .unwrap_or("");
+        let Some(&start) = self.line_starts.get(line.saturating_sub(1) as usize) else { return "" };
+        let rest = &self.text[start..];
+        let found = rest.split_once('\n').map_or(rest, |(line, _)| line);
         found.strip_suffix('\r').unwrap_or(found)
     }
 

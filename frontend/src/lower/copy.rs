@@ -152,7 +152,7 @@ impl Lowering<'_> {
                 "cannot copy from stage \"{from}\", it needs to be defined before current stage \"{}\"",
                 stage.display_name()
             ))),
-            StageRef::Stage(index) => Ok(self.stage_state(index)?.root),
+            StageRef::Stage(index) => Ok(self.stage_root(index)?),
             StageRef::Image => Ok(Some(self.image(&step.node, from, &state.platform)?)),
         }
     }

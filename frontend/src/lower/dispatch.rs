@@ -132,18 +132,27 @@ impl<'a> Lowering<'a> {
 
     /// The final state of stage `index`, lowering it first if needed.
     pub(super) fn stage_state(&mut self, index: usize) -> Result<StageState, Error> {
-        match &self.slots[index] {
-            Slot::Done(state) => return Ok((**state).clone()),
-            Slot::InProgress => {
-                let name = self.stages.stages[index].display_name();
-                return Err(Error::Build { message: format!("circular dependency detected on stage: {name}") });
-            }
-            Slot::Pending => {}
+        self.lowered(index).cloned()
+    }
+
+    /// The filesystem stage `index` ends with, lowering it first if needed.
+    pub(super) fn stage_root(&mut self, index: usize) -> Result<Option<NodeId>, Error> {
+        self.lowered(index).map(|state| state.root)
+    }
+
+    fn lowered(&mut self, index: usize) -> Result<&StageState, Error> {
+        if let Slot::Pending = self.slots[index] {
+            self.slots[index] = Slot::InProgress;
+            let state = self.lower_stage(index)?;
+            self.slots[index] = Slot::Done(Box::new(state));
         }
-        self.slots[index] = Slot::InProgress;
-        let state = self.lower_stage(index)?;
-        self.slots[index] = Slot::Done(Box::new(state.clone()));
-        Ok(state)
+        match &self.slots[index] {
+            Slot::Done(state) => Ok(state),
+            _ => {
+                let name = self.stages.stages[index].display_name();
+                Err(Error::Build { message: format!("circular dependency detected on stage: {name}") })
+            }
+        }
     }
 
     /// The build context as a graph node, filtered by `.dockerignore`.
@@ -192,9 +201,8 @@ impl<'a> Lowering<'a> {
             Some(triggers) => parse_triggers(&triggers, &stage.from)?,
             None => Vec::new(),
         };
-        let steps: Vec<Step> = triggers.into_iter().chain(stage.steps.iter().cloned()).collect();
-        let total = steps.len() + 1;
-        for (i, step) in steps.iter().enumerate() {
+        let total = triggers.len() + stage.steps.len() + 1;
+        for (i, step) in triggers.iter().chain(&stage.steps).enumerate() {
             let meta = self.meta(stage, &step.node, i + 2, total);
             self.dispatch(&mut state, stage, step, meta)?;
         }

@@ -135,7 +135,7 @@ impl Lowering<'_> {
                     let name = stage.display_name();
                     return Err(Error::Build { message: format!("circular dependency detected on stage: {name}") });
                 }
-                StageRef::Stage(index) => self.stage_state(index)?.root,
+                StageRef::Stage(index) => self.stage_root(index)?,
                 StageRef::Image => Some(self.image(&step.node, from, &state.platform)?),
             },
             None if spec.kind == MountType::Bind => Some(self.context()),

@@ -1,26 +1,42 @@
-//! What the image subcommands share: strata's stores under `--root`, the registry client from `--config`, and
-//! image names normalized like Docker's.
+//! What the image subcommands share: strata's stores and snapshotter under `--root`, stored images and their
+//! unpacking, the registry client from `--config`, and image names normalized like Docker's.
 
 use std::future::Future;
+use std::sync::Arc;
 
+use serde_json::Value;
+use strata_llb::ImageConfig;
 use strata_registry::{Reference, RegistryClient, RegistryConfig};
 use strata_snapshotter::metadata::{RefTarget, image_owner};
-use strata_snapshotter::{ContentStore, Digest, MetadataStore};
+use strata_snapshotter::snapshot::{self, Snapshotter};
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, unpack};
 
 use super::{CliError, Globals};
 
-/// The content store and metadata database under `--root`.
+/// The content store, metadata database and snapshotter under `--root`.
 pub struct Stores {
     pub content: ContentStore,
-    pub metadata: MetadataStore,
+    pub metadata: Arc<MetadataStore>,
+    pub snapshotter: Box<dyn Snapshotter>,
+}
+
+/// What running a stored image needs: its layers and the `config` object of its configuration.
+#[derive(Debug)]
+pub struct StoredImage {
+    /// `(blob, diffID)` per layer, base first.
+    pub layers: Vec<(Digest, Digest)>,
+    /// Entrypoint, Cmd, Env, WorkingDir, User and the rest.
+    pub config: ImageConfig,
 }
 
 impl Stores {
-    /// Opens (creating if needed) both stores.
+    /// Opens (creating if needed) the stores, and the snapshotter `--snapshotter` names or the probe picks.
     pub fn open(globals: &Globals) -> Result<Self, CliError> {
         let content = ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?;
-        let metadata = MetadataStore::open(&globals.root).map_err(CliError::from_display)?;
-        Ok(Self { content, metadata })
+        let metadata = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
+        let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
+        let snapshotter = snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?;
+        Ok(Self { content, metadata, snapshotter })
     }
 
     /// The manifest digest the image `name` points at.
@@ -32,30 +48,74 @@ impl Stores {
         }
     }
 
-    /// Points `reference` at `manifest` and keeps `blobs` alive for GC under its name.
-    pub fn name_image(&self, reference: &Reference, manifest: &Digest, blobs: &[Digest]) -> Result<(), CliError> {
-        let name = reference.to_string();
-        let owner = image_owner(&name);
-        self.metadata.remove_refs(&owner).map_err(CliError::from_display)?;
-        for blob in blobs {
-            self.metadata.add_ref(&owner, &RefTarget::Blob(blob.clone())).map_err(CliError::from_display)?;
-        }
-        self.metadata.put_image(&name, manifest).map_err(CliError::from_display)
+    /// Whether an image is named `reference`.
+    pub fn has_image(&self, reference: &Reference) -> Result<bool, CliError> {
+        Ok(self.metadata.image(&reference.to_string()).map_err(CliError::from_display)?.is_some())
     }
 
-    /// The blobs `name` keeps alive, to copy them to another name.
-    pub fn image_blobs(&self, reference: &Reference) -> Result<Vec<Digest>, CliError> {
+    /// Points `reference` at `manifest` and keeps `targets` alive for GC under its name.
+    pub fn name_image(&self, reference: &Reference, manifest: &Digest, targets: &[RefTarget]) -> Result<(), CliError> {
+        let owner = image_owner(&reference.to_string());
+        self.metadata.remove_refs(&owner).map_err(CliError::from_display)?;
+        for target in targets {
+            self.metadata.add_ref(&owner, target).map_err(CliError::from_display)?;
+        }
+        self.metadata.put_image(&reference.to_string(), manifest).map_err(CliError::from_display)
+    }
+
+    /// The blobs and snapshots `reference` keeps alive, to give another name the same.
+    pub fn image_refs(&self, reference: &Reference) -> Result<Vec<RefTarget>, CliError> {
         let owner = image_owner(&reference.to_string());
         let refs = self.metadata.refs().map_err(CliError::from_display)?;
-        Ok(refs
-            .into_iter()
-            .filter(|(o, _)| *o == owner)
-            .filter_map(|(_, target)| match target {
-                RefTarget::Blob(digest) => Some(digest),
-                RefTarget::Snapshot(_) => None,
-            })
-            .collect())
+        Ok(refs.into_iter().filter(|(o, _)| *o == owner).map(|(_, target)| target).collect())
     }
+
+    /// A JSON blob (manifest, index or config) from the content store.
+    pub fn read_json(&self, digest: &Digest) -> Result<Value, CliError> {
+        let bytes = self.content.read_bytes(digest).map_err(CliError::from_display)?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError(format!("blob {digest} is not JSON: {e}")))
+    }
+
+    /// Reads the layers and config of the image named `reference` from its manifest and configuration.
+    pub fn load_image(&self, reference: &Reference) -> Result<StoredImage, CliError> {
+        let manifest_digest = self.image(reference)?;
+        let manifest = self.read_json(&manifest_digest)?;
+        let malformed = |what: &str| CliError(format!("image {reference} (manifest {manifest_digest}): {what}"));
+        let config_digest = digest_at(&manifest["config"]["digest"]).ok_or_else(|| malformed("no config digest"))?;
+        let configuration = self.read_json(&config_digest)?;
+        let blobs = manifest["layers"].as_array().ok_or_else(|| malformed("no layers list"))?;
+        let diff_ids = configuration["rootfs"]["diff_ids"].as_array().ok_or_else(|| malformed("no rootfs.diff_ids"))?;
+        if blobs.len() != diff_ids.len() {
+            let counts = format!("{} layers but {} diffIDs in config {config_digest}", blobs.len(), diff_ids.len());
+            return Err(malformed(&counts));
+        }
+        let layers = blobs
+            .iter()
+            .zip(diff_ids)
+            .map(|(blob, diff_id)| Some((digest_at(&blob["digest"])?, digest_at(diff_id)?)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| malformed("a layer or diffID is not a sha256 digest"))?;
+        let config = match &configuration["config"] {
+            Value::Null => ImageConfig::default(),
+            object => serde_json::from_value(object.clone())
+                .map_err(|e| malformed(&format!("config {config_digest} has a malformed config object: {e}")))?,
+        };
+        Ok(StoredImage { layers, config })
+    }
+
+    /// Unpacks `image`'s layers into snapshots, keeps the top one alive under `reference`, and returns its key.
+    pub fn unpack_image(&self, reference: &Reference, image: &StoredImage) -> Result<String, CliError> {
+        let top = unpack(&self.content, self.snapshotter.as_ref(), &image.layers)
+            .map_err(|e| CliError(format!("unpacking {reference}: {e}")))?;
+        let target = RefTarget::Snapshot(top.clone());
+        self.metadata.add_ref(&image_owner(&reference.to_string()), &target).map_err(CliError::from_display)?;
+        Ok(top)
+    }
+}
+
+/// The digest a JSON string holds, if it is one.
+fn digest_at(value: &Value) -> Option<Digest> {
+    value.as_str()?.parse().ok()
 }
 
 /// Parses a reference given on the command line.

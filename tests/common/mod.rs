@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use strata_testkit::{Registry, skopeo_push_busybox};
+use strata_testkit::{Registry, RegistryOptions, skopeo_push_busybox};
 
 /// The `strata` binary under test.
 pub fn strata() -> Command {
@@ -26,12 +26,18 @@ pub struct BusyboxRegistry {
 }
 
 impl BusyboxRegistry {
-    /// Starts the registry and pushes busybox to it with skopeo.
+    /// Starts a registry without auth and pushes busybox to it with skopeo.
     pub fn start() -> Self {
-        let registry = Registry::start();
+        Self::start_with(RegistryOptions::default(), &[])
+    }
+
+    /// Starts a plain-HTTP registry with `options`' auth and pushes busybox with extra `skopeo copy` arguments.
+    pub fn start_with(options: RegistryOptions, skopeo_args: &[&str]) -> Self {
+        let registry = Registry::start_with(options);
         let dir = tempfile::tempdir().unwrap();
         let image = format!("{}/busybox:latest", registry.addr());
-        let layout = skopeo_push_busybox(dir.path(), &format!("docker://{image}"), &["--dest-tls-verify=false"]);
+        let args = [&["--dest-tls-verify=false"], skopeo_args].concat();
+        let layout = skopeo_push_busybox(dir.path(), &format!("docker://{image}"), &args);
         let config = format!("[registry.\"{}\"]\nhttp = true\n", registry.addr());
         std::fs::write(dir.path().join("strata.toml"), config).unwrap();
         Self { registry, image, layout, dir }

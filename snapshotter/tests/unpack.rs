@@ -144,3 +144,47 @@ fn a_corrupt_layer_leaves_no_snapshot() {
         "no snapshot directory is left"
     );
 }
+
+#[test]
+fn concurrent_unpacks_of_the_same_layers_share_one_snapshot_each() {
+    if !require_root("concurrent_unpacks_of_the_same_layers_share_one_snapshot_each") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = two_images(dir.path());
+    let layers = layout_layers_with_diff_ids(&layout, "two");
+    let root = dir.path().join("root");
+    let kind = snapshot::probe(&root);
+    // Each unpacker opens the root on its own, as separate `strata` processes do.
+    let tops: Vec<String> = std::thread::scope(|s| {
+        let unpackers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let content = ContentStore::open(&layout).unwrap();
+                    let meta = Arc::new(MetadataStore::open(&root).unwrap());
+                    let snapshotter = snapshot::open(&root, meta, kind).unwrap();
+                    unpack(&content, snapshotter.as_ref(), &layers).unwrap()
+                })
+            })
+            .collect();
+        unpackers.into_iter().map(|u| u.join().unwrap()).collect()
+    });
+    assert!(
+        tops.iter()
+            .all(|t| Some(t) == snapshot_key_of(&layers).as_ref()),
+        "{tops:?}"
+    );
+    let snapshots = MetadataStore::open(&root).unwrap().snapshots().unwrap();
+    let keys: Vec<&str> = snapshots.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "one committed snapshot per layer, no leftovers: {keys:?}"
+    );
+    assert!(snapshots.iter().all(|s| s.kind == SnapshotKind::Committed));
+    assert_eq!(
+        fs::read_dir(root.join("snapshots")).unwrap().count(),
+        2,
+        "the losers' directories are gone"
+    );
+}

@@ -92,3 +92,21 @@ fn login_checks_the_password_and_the_saved_credentials_serve_pull() {
     let pulled = strata(&["pull", image]);
     assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
 }
+
+#[test]
+fn concurrent_pulls_into_one_root_unpack_each_layer_once_with_the_native_snapshotter() {
+    if !require_root("concurrent_pulls_into_one_root_unpack_each_layer_once_with_the_native_snapshotter") {
+        return;
+    }
+    let busybox = BusyboxRegistry::start();
+    let image = busybox.image.as_str();
+    // Two `strata` processes at once, each unpacking the same layer.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| busybox.ok(&["--snapshotter", "native", "pull", image]));
+        }
+    });
+    let du = busybox.ok(&["--snapshotter", "native", "du"]);
+    assert!(du.contains("Snapshots:\t1 ("), "{du}");
+    assert_eq!(busybox.ok(&["--snapshotter", "native", "run", image, "ls", "/bin/busybox"]), "/bin/busybox\n");
+}

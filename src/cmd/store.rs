@@ -9,7 +9,7 @@ use strata_llb::ImageConfig;
 use strata_registry::{Reference, RegistryClient, RegistryConfig};
 use strata_snapshotter::metadata::{RefTarget, image_owner};
 use strata_snapshotter::snapshot::{self, Snapshotter};
-use strata_snapshotter::{ContentStore, Digest, MetadataStore, unpack};
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, chain_ids, unpack};
 
 use super::{CliError, Globals};
 
@@ -103,13 +103,17 @@ impl Stores {
         Ok(StoredImage { layers, config })
     }
 
-    /// Unpacks `image`'s layers into snapshots, keeps the top one alive under `reference`, and returns its key.
+    /// Unpacks `image`'s layers into snapshots, keeps them alive under `reference`, and returns the top one's key.
     pub fn unpack_image(&self, reference: &Reference, image: &StoredImage) -> Result<String, CliError> {
-        let top = unpack(&self.content, self.snapshotter.as_ref(), &image.layers)
-            .map_err(|e| CliError(format!("unpacking {reference}: {e}")))?;
-        let target = RefTarget::Snapshot(top.clone());
-        self.metadata.add_ref(&image_owner(&reference.to_string()), &target).map_err(CliError::from_display)?;
-        Ok(top)
+        // Referenced before they exist, so a concurrent prune never removes a committed layer before the next
+        // layer's snapshot (which keeps its parents alive) is prepared on it.
+        let owner = image_owner(&reference.to_string());
+        for chain_id in chain_ids(image.layers.iter().map(|(_, diff_id)| diff_id)) {
+            let target = RefTarget::Snapshot(chain_id.to_string());
+            self.metadata.add_ref(&owner, &target).map_err(CliError::from_display)?;
+        }
+        unpack(&self.content, self.snapshotter.as_ref(), &image.layers)
+            .map_err(|e| CliError(format!("unpacking {reference}: {e}")))
     }
 }
 

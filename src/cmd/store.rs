@@ -141,3 +141,54 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, CliError> {
         .map_err(|e| CliError(format!("starting the async runtime: {e}")))?;
     Ok(runtime.block_on(future))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use strata_snapshotter::SnapshotterKind;
+
+    use super::*;
+
+    fn stores(root: &std::path::Path) -> Stores {
+        let globals = Globals { root: root.to_owned(), config: None, snapshotter: Some(SnapshotterKind::Native) };
+        Stores::open(&globals).unwrap()
+    }
+
+    /// Stores a manifest with `layers` blob digests over a configuration, and names it `reference`.
+    fn store_image(stores: &Stores, reference: &Reference, layers: &[Digest], configuration: &Value) {
+        let config = stores.content.write_bytes(configuration.to_string().as_bytes()).unwrap();
+        let layers: Vec<Value> = layers.iter().map(|d| json!({"digest": d.to_string()})).collect();
+        let manifest = json!({"config": {"digest": config.to_string()}, "layers": layers});
+        let manifest = stores.content.write_bytes(manifest.to_string().as_bytes()).unwrap();
+        stores.name_image(reference, &manifest, &[]).unwrap();
+    }
+
+    #[test]
+    fn load_image_pairs_layers_with_diff_ids_and_reads_the_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = stores(dir.path());
+        let reference = reference("busybox").unwrap();
+        assert_eq!(reference.to_string(), "docker.io/library/busybox:latest", "names normalize like Docker's");
+        let (blob, diff_id) = (Digest::of(b"blob"), Digest::of(b"tar"));
+        let configuration = json!({
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+            "config": {"Cmd": ["sh"], "Env": ["A=1"], "WorkingDir": "/w"},
+        });
+        store_image(&stores, &reference, std::slice::from_ref(&blob), &configuration);
+        let image = stores.load_image(&reference).unwrap();
+        assert_eq!(image.layers, vec![(blob, diff_id)]);
+        assert_eq!(image.config.cmd, Some(vec!["sh".to_owned()]));
+        assert_eq!(image.config.working_dir.as_deref(), Some("/w"));
+    }
+
+    #[test]
+    fn load_image_refuses_a_config_whose_diff_ids_do_not_match_the_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = stores(dir.path());
+        let reference = reference("127.0.0.1:5000/broken:1").unwrap();
+        let configuration = json!({"rootfs": {"diff_ids": []}});
+        store_image(&stores, &reference, &[Digest::of(b"blob")], &configuration);
+        let err = stores.load_image(&reference).unwrap_err().to_string();
+        assert!(err.contains("127.0.0.1:5000/broken:1") && err.contains("1 layers but 0 diffIDs"), "{err}");
+    }
+}

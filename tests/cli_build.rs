@@ -54,7 +54,8 @@ fn print_graph_dot_renders_with_graphviz() {
 
 #[test]
 fn print_graph_json_is_the_lowered_graph() {
-    let json: serde_json::Value = serde_json::from_str(&stdout(&strata_build(&["--print-graph=json"]).success())).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&strata_build(&["--print-graph=json"]).success())).unwrap();
     let nodes = json["nodes"].as_array().unwrap();
     assert!(nodes.iter().any(|n| n["op"]["op"] == "exec"));
     // The test stage is not reached by the default target, so its RUN is not in the graph.

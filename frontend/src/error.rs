@@ -35,12 +35,7 @@ impl SourceFile {
 
     /// The location of `line`:`column` in this file, with the source line attached for the caret display.
     pub fn locate(&self, line: u32, column: u32) -> Location {
-        Location {
-            file: self.name.clone(),
-            line,
-            column,
-            source_line: self.line(line).to_owned(),
-        }
+        Location { file: self.name.clone(), line, column, source_line: self.line(line).to_owned() }
     }
 }
 
@@ -124,14 +119,8 @@ mod tests {
     #[test]
     fn display_shows_location_line_and_caret() {
         let file = SourceFile::new("Dockerfile", "FROM a\n\tFOO bar\n");
-        let err = Error::Instruction {
-            at: file.locate(2, 2),
-            message: "unknown instruction: FOO".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "Dockerfile:2:2: unknown instruction: FOO\n\tFOO bar\n\t^"
-        );
+        let err = Error::Instruction { at: file.locate(2, 2), message: "unknown instruction: FOO".into() };
+        assert_eq!(err.to_string(), "Dockerfile:2:2: unknown instruction: FOO\n\tFOO bar\n\t^");
     }
 
     #[test]

@@ -37,14 +37,8 @@ mod tests {
     #[test]
     fn suggests_close_options_only() {
         let options = ["ENTRYPOINT", "RUN"];
-        assert_eq!(
-            with_suggestion("x".into(), "FNTRYPOINT", &options),
-            "x (did you mean ENTRYPOINT?)"
-        );
-        assert_eq!(
-            with_suggestion("x".into(), "tmp", &["tmpfs", "bind"]),
-            "x (did you mean tmpfs?)"
-        );
+        assert_eq!(with_suggestion("x".into(), "FNTRYPOINT", &options), "x (did you mean ENTRYPOINT?)");
+        assert_eq!(with_suggestion("x".into(), "tmp", &["tmpfs", "bind"]), "x (did you mean tmpfs?)");
         assert_eq!(with_suggestion("x".into(), "banana", &options), "x");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

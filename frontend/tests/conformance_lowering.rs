@@ -56,7 +56,8 @@ fn suite() -> PathBuf {
 
 #[test]
 fn build_suite_lowers_with_buildkit_errors_and_image_configs() {
-    let mut cases: Vec<PathBuf> = fs::read_dir(suite()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut cases: Vec<PathBuf> =
+        fs::read_dir(suite()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     cases.sort();
     assert_eq!(cases.len(), 101, "the suite has 101 cases");
     let mut failures = Vec::new();
@@ -135,10 +136,14 @@ fn ignore_patterns(case: &Path, dockerfile: &str, step: &Value) -> Result<Vec<St
 fn check_config(actual: &ImageConfig, expected: &Value) -> Result<(), String> {
     let json = serde_json::to_value(actual).unwrap();
     let list = |key: &str| -> Vec<String> {
-        json.get(key).and_then(|v| v.as_array()).map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+        json.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
     };
     let keys = |key: &str| -> Vec<String> {
-        let mut keys: Vec<String> = json.get(key).and_then(|v| v.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let mut keys: Vec<String> =
+            json.get(key).and_then(|v| v.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default();
         keys.sort();
         keys
     };
@@ -147,10 +152,14 @@ fn check_config(actual: &ImageConfig, expected: &Value) -> Result<(), String> {
         let ok = match key.as_str() {
             "Env" => strings(Some(want)).iter().all(|e| list("Env").iter().any(|a| a == e)),
             "EnvExact" => strings(Some(want)) == list("Env"),
-            "EnvAbsent" => strings(Some(want)).iter().all(|n| !list("Env").iter().any(|e| e.starts_with(&format!("{n}=")))),
+            "EnvAbsent" => {
+                strings(Some(want)).iter().all(|n| !list("Env").iter().any(|e| e.starts_with(&format!("{n}="))))
+            }
             "Cmd" | "Entrypoint" | "Shell" | "OnBuild" => strings(Some(want)) == list(key),
             "WorkingDir" | "User" | "StopSignal" => json.get(key).and_then(|v| v.as_str()) == want.as_str(),
-            "Labels" => table(Some(want)).iter().all(|(k, v)| json["Labels"].get(k).and_then(|a| a.as_str()) == v.as_str()),
+            "Labels" => {
+                table(Some(want)).iter().all(|(k, v)| json["Labels"].get(k).and_then(|a| a.as_str()) == v.as_str())
+            }
             "ExposedPorts" | "Volumes" => {
                 let mut want: Vec<String> = strings(Some(want)).into_iter().map(str::to_owned).collect();
                 want.sort();
@@ -159,10 +168,16 @@ fn check_config(actual: &ImageConfig, expected: &Value) -> Result<(), String> {
             "Healthcheck" => table(Some(want)).iter().all(|(k, v)| {
                 let got = json["Healthcheck"].get(k);
                 match k.as_str() {
-                    "Test" => got.and_then(|g| g.as_array()).map(|a| a.iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>())
-                        == Some(strings(Some(v))),
+                    "Test" => {
+                        got.and_then(|g| g.as_array())
+                            .map(|a| a.iter().map(|s| s.as_str().unwrap()).collect::<Vec<_>>())
+                            == Some(strings(Some(v)))
+                    }
                     "Retries" => got.and_then(|g| g.as_i64()).unwrap_or(0) == v.as_integer().unwrap(),
-                    _ => got.and_then(|g| g.as_i64()).unwrap_or(0) == go_duration_nanos(v.as_str().unwrap()).unwrap() as i64,
+                    _ => {
+                        got.and_then(|g| g.as_i64()).unwrap_or(0)
+                            == go_duration_nanos(v.as_str().unwrap()).unwrap() as i64
+                    }
                 }
             }),
             other => panic!("unknown config key {other} in expect.toml"),

@@ -4,8 +4,8 @@ use std::fs;
 use std::path::Path;
 
 use proptest::prelude::*;
-use strata_frontend::lower::{LowerOptions, Unresolved, lower, outline, targets};
 use strata_frontend::instructions::{parse_instruction, parse_mount};
+use strata_frontend::lower::{LowerOptions, Unresolved, lower, outline, targets};
 use strata_frontend::parser::parse;
 use strata_frontend::shell::{EnvMap, Lexer};
 
@@ -19,12 +19,7 @@ fn seeds() -> Vec<String> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("Dockerfile")
-            {
+            } else if path.file_name().unwrap().to_string_lossy().starts_with("Dockerfile") {
                 found.extend(fs::read_to_string(&path).ok());
             }
         }
@@ -34,22 +29,8 @@ fn seeds() -> Vec<String> {
 }
 
 /// Fragments that exercise the tricky parts of the grammar.
-const FRAGMENTS: [&str; 14] = [
-    "\\",
-    "\\\n",
-    "`",
-    "\"",
-    "'",
-    "<<EOF",
-    "<<-EOF\n",
-    "\nEOF\n",
-    "${",
-    "}",
-    "[",
-    "--mount=",
-    "\n",
-    "# escape=`\n",
-];
+const FRAGMENTS: [&str; 14] =
+    ["\\", "\\\n", "`", "\"", "'", "<<EOF", "<<-EOF\n", "\nEOF\n", "${", "}", "[", "--mount=", "\n", "# escape=`\n"];
 
 /// One edit applied to a seed: what, where (as a fraction of the length), and which fragment.
 #[derive(Debug, Clone)]
@@ -63,8 +44,7 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (0.0..1.0).prop_map(Mutation::DeleteChar),
-        (0.0..1.0, 0..FRAGMENTS.len())
-            .prop_map(|(at, fragment)| Mutation::InsertFragment(at, fragment)),
+        (0.0..1.0, 0..FRAGMENTS.len()).prop_map(|(at, fragment)| Mutation::InsertFragment(at, fragment)),
         (0.0..1.0).prop_map(Mutation::DuplicateLine),
         (0.0..1.0).prop_map(Mutation::DeleteLine),
     ]
@@ -72,8 +52,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 fn apply(source: &str, mutation: &Mutation) -> String {
     let chars: Vec<char> = source.chars().collect();
-    let index =
-        |fraction: f64, len: usize| ((fraction * len as f64) as usize).min(len.saturating_sub(1));
+    let index = |fraction: f64, len: usize| ((fraction * len as f64) as usize).min(len.saturating_sub(1));
     match *mutation {
         Mutation::DeleteChar(at) if !chars.is_empty() => {
             let at = index(at, chars.len());
@@ -114,20 +93,11 @@ fn exercise(source: &str) {
     let lexer = Lexer::new(ast.escape);
     for node in &ast.nodes {
         let _ = parse_instruction(node);
-        for word in node
-            .args
-            .iter()
-            .chain(node.flags.iter())
-            .chain([&node.original])
-        {
+        for word in node.args.iter().chain(node.flags.iter()).chain([&node.original]) {
             let _ = lexer.process_word(word, &env);
             let _ = lexer.process_words(word, &env);
         }
-        for mount in node
-            .flags
-            .iter()
-            .filter_map(|flag| flag.strip_prefix("--mount="))
-        {
+        for mount in node.flags.iter().filter_map(|flag| flag.strip_prefix("--mount=")) {
             let _ = parse_mount(mount);
         }
     }

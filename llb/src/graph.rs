@@ -206,6 +206,8 @@ mod tests {
         let mut g = Graph::new();
         let id = g.add(image("docker.io/library/busybox:latest"), vec![], NodeMeta::default());
         let encoded = String::from_utf8(Graph::encode(&g.node(id).op)).unwrap();
-        assert!(encoded.starts_with(r#"{"op":"source","source":"image","reference":"docker.io/library/busybox:latest""#));
+        assert!(
+            encoded.starts_with(r#"{"op":"source","source":"image","reference":"docker.io/library/busybox:latest""#)
+        );
     }
 }

@@ -16,6 +16,6 @@ pub use definition::{BaseImage, Definition, LayerStep};
 pub use graph::{Graph, Node, NodeDigest, NodeId, NodeMeta};
 pub use image::{HealthConfig, HistoryEntry, ImageConfig, Platform};
 pub use op::{
-    CacheSharing, Chown, CopyAction, ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, Op,
-    SecurityMode, SourceOp,
+    CacheSharing, Chown, CopyAction, ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, Op, SecurityMode,
+    SourceOp,
 };

@@ -71,7 +71,10 @@ impl PatternMatcher {
             }
             let (exclusion, body) = match raw.strip_prefix('!') {
                 Some("") => {
-                    return Err(PatternError { pattern: raw.into(), reason: "illegal exclusion pattern: \"!\"".into() });
+                    return Err(PatternError {
+                        pattern: raw.into(),
+                        reason: "illegal exclusion pattern: \"!\"".into(),
+                    });
                 }
                 Some(body) => (true, body),
                 None => (false, raw),

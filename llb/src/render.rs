@@ -10,7 +10,8 @@ impl Graph {
     pub fn to_dot(&self) -> String {
         let mut dot = String::from("digraph llb {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n");
         for node in self.nodes() {
-            let label = if node.meta.description.is_empty() { summary(&node.op) } else { node.meta.description.clone() };
+            let label =
+                if node.meta.description.is_empty() { summary(&node.op) } else { node.meta.description.clone() };
             let digest = node.digest.to_string();
             let short = &digest[..digest.len().min(19)];
             writeln!(dot, "  n{} [label=\"{}\\n{}\"];", node.id.0, escape_dot(&label), short).unwrap();

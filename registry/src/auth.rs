@@ -148,7 +148,12 @@ impl Authenticator {
     }
 
     /// What to send to `registry` for `scope`, from its last challenge and the token cache.
-    pub(crate) fn authorization(&self, registry: &str, scope: &Scope, credentials: Option<&Credentials>) -> Authorization {
+    pub(crate) fn authorization(
+        &self,
+        registry: &str,
+        scope: &Scope,
+        credentials: Option<&Credentials>,
+    ) -> Authorization {
         let challenge = self.challenges.lock().expect("auth lock").get(registry).cloned();
         match challenge {
             None => Authorization::None,
@@ -175,7 +180,8 @@ impl Authenticator {
         (realm, service): (&str, Option<&str>),
         credentials: Option<&Credentials>,
     ) -> Result<String> {
-        let auth_error = |reason: String| Error::Auth { registry: registry.to_owned(), scope: scope.to_string(), reason };
+        let auth_error =
+            |reason: String| Error::Auth { registry: registry.to_owned(), scope: scope.to_string(), reason };
         let mut url = url::Url::parse(realm).map_err(|e| auth_error(format!("token realm {realm:?}: {e}")))?;
         {
             let mut query = url.query_pairs_mut();
@@ -190,10 +196,11 @@ impl Authenticator {
         if let Some(credentials) = credentials {
             request = request.basic_auth(&credentials.username, Some(&credentials.password));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| Error::Http { method: "GET".into(), url: url.to_string(), source })?;
+        let response = request.send().await.map_err(|source| Error::Http {
+            method: "GET".into(),
+            url: url.to_string(),
+            source,
+        })?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let body = response.text().await.unwrap_or_default();

@@ -42,7 +42,8 @@ impl Manifest {
         if probe.schema_version != Some(2) {
             return Err(format!("schemaVersion {:?} is not supported (only 2)", probe.schema_version));
         }
-        let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim()).filter(|c| c.contains("+json"));
+        let content_type =
+            content_type.map(|c| c.split(';').next().unwrap_or(c).trim()).filter(|c| c.contains("+json"));
         let media_type = match (probe.media_type, content_type) {
             (Some(media_type), _) => media_type,
             (None, Some(content_type)) => content_type.to_owned(),
@@ -50,7 +51,9 @@ impl Manifest {
             (None, None) => OCI_MANIFEST.to_owned(),
         };
         let manifest = match media_type.as_str() {
-            OCI_INDEX | DOCKER_LIST => Self::Index(Box::new(ImageIndex::from_reader(bytes).map_err(|e| e.to_string())?)),
+            OCI_INDEX | DOCKER_LIST => {
+                Self::Index(Box::new(ImageIndex::from_reader(bytes).map_err(|e| e.to_string())?))
+            }
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 Self::Image(Box::new(ImageManifest::from_reader(bytes).map_err(|e| e.to_string())?))
             }
@@ -81,7 +84,9 @@ mod tests {
         let (m, t) = Manifest::parse(manifest_json(Some(DOCKER_MANIFEST)).as_bytes(), None).unwrap();
         assert!(matches!(m, Manifest::Image(_)));
         assert_eq!(t, DOCKER_MANIFEST);
-        let (_, t) = Manifest::parse(manifest_json(None).as_bytes(), Some("application/vnd.oci.image.manifest.v1+json; x=y")).unwrap();
+        let (_, t) =
+            Manifest::parse(manifest_json(None).as_bytes(), Some("application/vnd.oci.image.manifest.v1+json; x=y"))
+                .unwrap();
         assert_eq!(t, OCI_MANIFEST);
         let (_, t) = Manifest::parse(manifest_json(None).as_bytes(), Some("application/octet-stream")).unwrap();
         assert_eq!(t, OCI_MANIFEST);

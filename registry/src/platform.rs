@@ -71,12 +71,8 @@ mod tests {
     fn parses_and_matches() {
         let arm: Platform = "linux/arm/v7".parse().unwrap();
         assert_eq!(arm.to_string(), "linux/arm/v7");
-        let candidate = PlatformBuilder::default()
-            .os(Os::Linux)
-            .architecture(Arch::ARM)
-            .variant("v7".to_owned())
-            .build()
-            .unwrap();
+        let candidate =
+            PlatformBuilder::default().os(Os::Linux).architecture(Arch::ARM).variant("v7".to_owned()).build().unwrap();
         assert!(arm.matches(&candidate));
         assert!("linux/arm".parse::<Platform>().unwrap().matches(&candidate));
         assert!(!"linux/arm/v6".parse::<Platform>().unwrap().matches(&candidate));

@@ -95,7 +95,8 @@ impl RegistryClient {
             .buffer_unordered(self.max_concurrent_transfers())
             .try_collect::<()>()
             .await?;
-        let config_bytes = store.read_bytes(&config_digest).store_context(|| format!("reading config {config_digest}"))?;
+        let config_bytes =
+            store.read_bytes(&config_digest).store_context(|| format!("reading config {config_digest}"))?;
         let config = ImageConfiguration::from_reader(config_bytes.as_slice())
             .map_err(|e| manifest_error(repository, &name, format!("config {config_digest}: {e}")))?;
         Ok(PulledImage { index_digest, manifest_digest, manifest, config_digest, config })
@@ -121,7 +122,13 @@ impl RegistryClient {
     }
 
     /// Streams the blob into `writer`; a broken body resumes from where it stopped with a Range request.
-    async fn download(&self, repository: &Repository, digest: &Digest, size: u64, writer: &mut BlobWriter) -> Result<()> {
+    async fn download(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        size: u64,
+        writer: &mut BlobWriter,
+    ) -> Result<()> {
         let url = repository.url(&format!("blobs/{digest}"));
         let retry = self.retry_policy();
         let mut failures = 0;
@@ -153,7 +160,8 @@ impl RegistryClient {
             };
             match broken {
                 None if writer.written() < size => {
-                    return Err(repository.verification_error(digest, format!("body ended at {} of {size} bytes", writer.written())));
+                    return Err(repository
+                        .verification_error(digest, format!("body ended at {} of {size} bytes", writer.written())));
                 }
                 None => {}
                 Some(source) => {

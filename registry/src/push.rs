@@ -47,8 +47,8 @@ impl RegistryClient {
         };
         let repository = self.repository(target.api_host(), target.repository(), scope)?;
         let bytes = store.read_bytes(image).store_context(|| format!("reading manifest {image}"))?;
-        let (manifest, media_type) = Manifest::parse(&bytes, None)
-            .map_err(|reason| manifest_error(&repository, &image.to_string(), reason))?;
+        let (manifest, media_type) =
+            Manifest::parse(&bytes, None).map_err(|reason| manifest_error(&repository, &image.to_string(), reason))?;
         match manifest {
             Manifest::Image(manifest) => self.push_blobs(&repository, store, &manifest, mount_from).await?,
             Manifest::Index(index) => {
@@ -102,7 +102,9 @@ impl RegistryClient {
     ) -> Result<()> {
         let stored = store.size(&digest).store_context(|| format!("pushing blob {digest}"))?;
         if stored != size {
-            return Err(repository.verification_error(&digest, format!("stored as {stored} bytes, manifest says {size}")));
+            return Err(
+                repository.verification_error(&digest, format!("stored as {stored} bytes, manifest says {size}"))
+            );
         }
         if self.blob_exists(repository, &digest).await? {
             tracing::debug!(%digest, "blob already in the registry");
@@ -168,7 +170,12 @@ impl RegistryClient {
     }
 
     /// Opens an upload session, or mounts the blob from `mount_from` if the registry agrees (201, not 202).
-    async fn start_upload(&self, repository: &Repository, digest: &Digest, mount_from: Option<&str>) -> Result<UploadStart> {
+    async fn start_upload(
+        &self,
+        repository: &Repository,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<UploadStart> {
         let mut url = repository.url("blobs/uploads/");
         if let Some(from) = mount_from {
             url = format!("{url}?mount={digest}&from={from}");
@@ -180,12 +187,19 @@ impl RegistryClient {
         if response.status() == StatusCode::CREATED {
             return Ok(UploadStart::Mounted);
         }
-        let min_chunk = header_str(response.headers(), "oci-chunk-min-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let min_chunk =
+            header_str(response.headers(), "oci-chunk-min-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(UploadStart::Session { url: location(repository, &response)?, min_chunk })
     }
 
     /// PUTs a manifest under `reference` (tag or digest) and checks the digest the registry computed.
-    async fn put_manifest(&self, repository: &Repository, bytes: &[u8], media_type: &str, reference: &str) -> Result<Digest> {
+    async fn put_manifest(
+        &self,
+        repository: &Repository,
+        bytes: &[u8],
+        media_type: &str,
+        reference: &str,
+    ) -> Result<Digest> {
         let url = repository.url(&format!("manifests/{reference}"));
         let response = self
             .send(&repository.endpoint, &repository.scope, Method::PUT, &url, |r| {

@@ -138,7 +138,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_honours_retry_after() {
-        let policy = RetryPolicy { max_attempts: 5, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
         let waits: Vec<_> = (1..=6).map(|a| policy.backoff(a, None).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(policy.backoff(1, Some(Duration::from_millis(700))), Duration::from_millis(700));

@@ -37,9 +37,14 @@ async fn what_strata_pushes_skopeo_inspects_and_copies() {
     let source = Registry::start();
     let target = Registry::start();
     let dir = tempfile::tempdir().unwrap();
-    skopeo_push_busybox(dir.path(), &format!("docker://{}/busybox:latest", source.addr()), &["--dest-tls-verify=false"]);
+    skopeo_push_busybox(
+        dir.path(),
+        &format!("docker://{}/busybox:latest", source.addr()),
+        &["--dest-tls-verify=false"],
+    );
     let (_store_dir, store) = temp_store();
-    let config = common::config(&source.addr(), None).with_host(target.addr(), HostConfig { http: true, ..Default::default() });
+    let config =
+        common::config(&source.addr(), None).with_host(target.addr(), HostConfig { http: true, ..Default::default() });
     let client = RegistryClient::builder().config(config).credentials(common::no_credentials()).build();
     let image = client
         .pull(&Reference::parse(&format!("{}/busybox", source.addr())).unwrap(), &store, &Platform::host())
@@ -49,7 +54,8 @@ async fn what_strata_pushes_skopeo_inspects_and_copies() {
     let pushed = client.push(&store, &image.manifest_digest, &pushed_ref, None).await.unwrap();
     assert_eq!(pushed, image.manifest_digest);
 
-    let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{pushed_ref}")));
+    let inspect =
+        run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{pushed_ref}")));
     let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspect["Digest"], pushed.to_string(), "{inspect}");
     let copy = dir.path().join("copy");
@@ -142,7 +148,10 @@ async fn errors_name_registry_repository_and_reference() {
     let client = client(&registry.addr(), None);
     let reference = Reference::parse(&format!("{}/absent/image:nope", registry.addr())).unwrap();
     let err = client.pull(&reference, &store, &Platform::host()).await.unwrap_err().to_string();
-    assert!(err.contains(&registry.addr()) && err.contains("absent/image") && err.contains("nope") && err.contains("404"), "{err}");
+    assert!(
+        err.contains(&registry.addr()) && err.contains("absent/image") && err.contains("nope") && err.contains("404"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,8 +161,11 @@ async fn pulled_layers_unpack_to_what_umoci_unpacks() {
     }
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
-    let layout =
-        skopeo_push_busybox(dir.path(), &format!("docker://{}/busybox:latest", registry.addr()), &["--dest-tls-verify=false"]);
+    let layout = skopeo_push_busybox(
+        dir.path(),
+        &format!("docker://{}/busybox:latest", registry.addr()),
+        &["--dest-tls-verify=false"],
+    );
     let (_store_dir, store) = temp_store();
     let reference = Reference::parse(&format!("{}/busybox", registry.addr())).unwrap();
     let image = client(&registry.addr(), None).pull(&reference, &store, &Platform::host()).await.unwrap();
@@ -162,11 +174,15 @@ async fn pulled_layers_unpack_to_what_umoci_unpacks() {
     std::fs::create_dir(&ours).unwrap();
     let snapshot = strata_snapshotter::SnapshotLayout::Full { dir: ours.clone(), parent: None };
     for (layer, diff_id) in image.manifest.layers().iter().zip(image.config.rootfs().diff_ids()) {
-        let applied = strata_snapshotter::apply_blob(&store, &layer.digest().to_string().parse().unwrap(), &snapshot).unwrap();
+        let applied =
+            strata_snapshotter::apply_blob(&store, &layer.digest().to_string().parse().unwrap(), &snapshot).unwrap();
         assert_eq!(applied.diff_id.to_string(), *diff_id);
     }
     let theirs = dir.path().join("umoci-rootfs");
-    run(Command::new("umoci").args(["raw", "unpack", "--image"]).arg(format!("{}:latest", layout.display())).arg(&theirs));
+    run(Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&theirs));
     let listing = |root: &std::path::Path| {
         run(Command::new("sh").arg("-c").arg("find . -printf '%P %y %m %U:%G %s %l\\n' | sort").current_dir(root))
     };

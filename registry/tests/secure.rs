@@ -21,7 +21,10 @@ async fn round_trip(client: &RegistryClient, registry: &Registry, layout: &std::
     let image = client.pull(&source, &store, &Platform::host()).await.unwrap();
     assert_eq!(image.manifest_digest.to_string(), layout_manifest_digest(layout));
     let target = Reference::parse(&format!("{}/pushed/busybox:v2", registry.addr())).unwrap();
-    assert_eq!(client.push(&store, &image.manifest_digest, &target, Some(&source)).await.unwrap(), image.manifest_digest);
+    assert_eq!(
+        client.push(&store, &image.manifest_digest, &target, Some(&source)).await.unwrap(),
+        image.manifest_digest
+    );
     let (_dir2, again) = temp_store();
     assert_eq!(client.pull(&target, &again, &Platform::host()).await.unwrap().manifest_digest, image.manifest_digest);
     assert_store_clean(&again);
@@ -72,7 +75,9 @@ async fn htpasswd_basic_auth_over_tls_and_login() {
     let right = CredentialStore::with_docker_config(&docker_config)
         .with_credentials(registry.addr(), Credentials::new("alice", "s3cret"));
     client_with(&registry.addr(), Some(&ca), right).verify_login(&registry.addr()).await.unwrap();
-    CredentialStore::with_docker_config(&docker_config).save(&registry.addr(), &Credentials::new("alice", "s3cret")).unwrap();
+    CredentialStore::with_docker_config(&docker_config)
+        .save(&registry.addr(), &Credentials::new("alice", "s3cret"))
+        .unwrap();
 
     let client = client_with(&registry.addr(), Some(&ca), CredentialStore::with_docker_config(&docker_config));
     round_trip(&client, &registry, &layout).await;

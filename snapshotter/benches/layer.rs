@@ -12,17 +12,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use strata_snapshotter::{
-    Compression, ContentStore, DiffOptions, LayerDescriptor, SnapshotLayout, apply, diff,
-};
+use strata_snapshotter::{Compression, ContentStore, DiffOptions, LayerDescriptor, SnapshotLayout, apply, diff};
 
 const SCRATCH: &str = "/tmp/strata-bench";
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// A tree like an image's: 100 files per directory, half text-like (compressible), half binary (not).
@@ -33,10 +28,8 @@ fn tree(total: u64, files: u64) -> PathBuf {
         return dir;
     }
     let _ = fs::remove_dir_all(&dir);
-    const WORDS: &[&str] = &[
-        "layer", "image", "build", "cache", "strata", "overlay", "the", "of", "config", "\n",
-        "0x1f",
-    ];
+    const WORDS: &[&str] =
+        &["layer", "image", "build", "cache", "strata", "overlay", "the", "of", "config", "\n", "0x1f"];
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -63,10 +56,7 @@ fn tree(total: u64, files: u64) -> PathBuf {
             }
         }
         data.truncate(size);
-        fs::File::create(sub.join(format!("f{i}")))
-            .unwrap()
-            .write_all(&data)
-            .unwrap();
+        fs::File::create(sub.join(format!("f{i}"))).unwrap().write_all(&data).unwrap();
     }
     fs::write(&done, b"").unwrap();
     dir
@@ -102,70 +92,36 @@ fn layers(c: &mut Criterion) {
     let tree_arg = tree.display().to_string();
     let out = Path::new(SCRATCH).join("out");
     let store_dir = Path::new(SCRATCH).join("store");
-    let layout = SnapshotLayout::Full {
-        dir: tree.clone(),
-        parent: None,
-    };
+    let layout = SnapshotLayout::Full { dir: tree.clone(), parent: None };
     let make_layer = |compression: Compression| -> LayerDescriptor {
         let store = ContentStore::open(&store_dir).unwrap();
-        diff(
-            &layout,
-            &store,
-            &DiffOptions::new().compression(compression).threads(2),
-        )
-        .unwrap()
+        diff(&layout, &store, &DiffOptions::new().compression(compression).threads(2)).unwrap()
     };
     // Untimed: the previous iteration's blob goes, so every diff writes a new one.
     let empty_store = || drop(fresh_dir(&store_dir));
-    let diff_with =
-        |compression| move |iters| timed(iters, empty_store, || drop(make_layer(compression)));
+    let diff_with = |compression| move |iters| timed(iters, empty_store, || drop(make_layer(compression)));
 
     let mut group = c.benchmark_group("layer");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .throughput(Throughput::Bytes(total));
-    group.bench_function("diff/strata-gzip", |b| {
-        b.iter_custom(diff_with(Compression::Gzip))
-    });
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).throughput(Throughput::Bytes(total));
+    group.bench_function("diff/strata-gzip", |b| b.iter_custom(diff_with(Compression::Gzip)));
     group.bench_function("diff/tar-pigz-p2", |b| {
-        b.iter(|| {
-            shell(&format!(
-                "tar -C {tree_arg} -cf - . | pigz -p2 > {SCRATCH}/tar.gz"
-            ))
-        })
+        b.iter(|| shell(&format!("tar -C {tree_arg} -cf - . | pigz -p2 > {SCRATCH}/tar.gz")))
     });
-    group.bench_function("diff/strata-zstd", |b| {
-        b.iter_custom(diff_with(Compression::Zstd))
-    });
+    group.bench_function("diff/strata-zstd", |b| b.iter_custom(diff_with(Compression::Zstd)));
     group.bench_function("diff/tar-zstd-T2", |b| {
-        b.iter(|| {
-            shell(&format!(
-                "tar -C {tree_arg} -cf - . | zstd -q -T2 -3 -f -o {SCRATCH}/tar.zst"
-            ))
-        })
+        b.iter(|| shell(&format!("tar -C {tree_arg} -cf - . | zstd -q -T2 -3 -f -o {SCRATCH}/tar.zst")))
     });
 
     empty_store();
     let gzip = make_layer(Compression::Gzip);
     let blob = Path::new(SCRATCH).join("layer.tar.gz");
-    fs::copy(
-        store_dir.join("blobs/sha256").join(gzip.digest.hex()),
-        &blob,
-    )
-    .unwrap();
+    fs::copy(store_dir.join("blobs/sha256").join(gzip.digest.hex()), &blob).unwrap();
     let zstd = make_layer(Compression::Zstd);
     for (name, size) in [
         ("strata-gzip", gzip.size),
-        (
-            "tar-pigz-p2",
-            fs::metadata(format!("{SCRATCH}/tar.gz")).unwrap().len(),
-        ),
+        ("tar-pigz-p2", fs::metadata(format!("{SCRATCH}/tar.gz")).unwrap().len()),
         ("strata-zstd", zstd.size),
-        (
-            "tar-zstd-T2",
-            fs::metadata(format!("{SCRATCH}/tar.zst")).unwrap().len(),
-        ),
+        ("tar-zstd-T2", fs::metadata(format!("{SCRATCH}/tar.zst")).unwrap().len()),
     ] {
         // Read by bench/layer.sh for the compressed-size column.
         println!("SIZE {name} {size}");
@@ -174,19 +130,14 @@ fn layers(c: &mut Criterion) {
     group.bench_function("apply/strata-gzip", |b| {
         b.iter_custom(|iters| {
             timed(iters, empty_out, || {
-                let target = SnapshotLayout::Full {
-                    dir: out.clone(),
-                    parent: None,
-                };
+                let target = SnapshotLayout::Full { dir: out.clone(), parent: None };
                 apply(fs::File::open(&blob).unwrap(), Some(&gzip.digest), &target).unwrap();
             })
         })
     });
     group.bench_function("apply/tar-xzf", |b| {
         b.iter_custom(|iters| {
-            timed(iters, empty_out, || {
-                shell(&format!("tar -xzf {} -C {}", blob.display(), out.display()))
-            })
+            timed(iters, empty_out, || shell(&format!("tar -xzf {} -C {}", blob.display(), out.display())))
         })
     });
     group.finish();

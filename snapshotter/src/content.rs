@@ -56,36 +56,27 @@ impl ContentStore {
     /// Opens a blob for reading.
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
         let path = self.blob_path(digest);
-        File::open(&path)
-            .map_err(|e| not_found_or(e, digest, || format!("opening blob {}", show(&path))))
+        File::open(&path).map_err(|e| not_found_or(e, digest, || format!("opening blob {}", show(&path))))
     }
 
     /// Reads a whole (small) blob into memory: manifests, configs, indexes.
     pub fn read_bytes(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.open_blob(digest)?
-            .read_to_end(&mut bytes)
-            .context(|| format!("reading blob {digest}"))?;
+        self.open_blob(digest)?.read_to_end(&mut bytes).context(|| format!("reading blob {digest}"))?;
         Ok(bytes)
     }
 
     /// Stores `bytes` and returns their digest.
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest> {
         let mut writer = self.writer()?;
-        writer
-            .write_all(bytes)
-            .context(|| "writing blob".to_owned())?;
+        writer.write_all(bytes).context(|| "writing blob".to_owned())?;
         writer.commit(None)
     }
 
     /// Starts writing a new blob; nothing is visible until [`BlobWriter::commit`].
     pub fn writer(&self) -> Result<BlobWriter> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let path = self.ingest_dir().join(name);
         let file = OpenOptions::new()
             .write(true)
@@ -93,31 +84,20 @@ impl ContentStore {
             .open(&path)
             .context(|| format!("creating temp blob {}", show(&path)))?;
         // Held until the writer is dropped: `open` in another process must not take this file for stale.
-        file.lock()
-            .context(|| format!("locking temp blob {}", show(&path)))?;
-        Ok(BlobWriter {
-            store: self.clone(),
-            file: Some(file),
-            path,
-            hasher: Sha256::new(),
-            written: 0,
-        })
+        file.lock().context(|| format!("locking temp blob {}", show(&path)))?;
+        Ok(BlobWriter { store: self.clone(), file: Some(file), path, hasher: Sha256::new(), written: 0 })
     }
 
     /// Re-hashes a stored blob and checks it against its name.
     pub fn verify(&self, digest: &Digest) -> Result<()> {
         let mut file = self.open_blob(digest)?;
         let mut hasher = Sha256::new();
-        io::copy(&mut file, &mut HashWriter(&mut hasher))
-            .context(|| format!("reading blob {digest}"))?;
+        io::copy(&mut file, &mut HashWriter(&mut hasher)).context(|| format!("reading blob {digest}"))?;
         let actual = Digest::from_hasher(hasher);
         if &actual == digest {
             Ok(())
         } else {
-            Err(Error::DigestMismatch {
-                expected: digest.to_string(),
-                actual: actual.to_string(),
-            })
+            Err(Error::DigestMismatch { expected: digest.to_string(), actual: actual.to_string() })
         }
     }
 
@@ -138,17 +118,10 @@ impl ContentStore {
         let mut blobs = Vec::new();
         for entry in fs::read_dir(&dir).context(|| format!("listing {}", show(&dir)))? {
             let entry = entry.context(|| format!("listing {}", show(&dir)))?;
-            let Some(digest) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            else {
+            let Some(digest) = entry.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) else {
                 continue;
             };
-            let len = entry
-                .metadata()
-                .context(|| format!("reading metadata of blob {digest}"))?
-                .len();
+            let len = entry.metadata().context(|| format!("reading metadata of blob {digest}"))?.len();
             blobs.push((digest, len));
         }
         blobs.sort();
@@ -157,8 +130,7 @@ impl ContentStore {
 
     fn metadata(&self, digest: &Digest) -> Result<fs::Metadata> {
         let path = self.blob_path(digest);
-        fs::metadata(&path)
-            .map_err(|e| not_found_or(e, digest, || format!("reading metadata of {}", show(&path))))
+        fs::metadata(&path).map_err(|e| not_found_or(e, digest, || format!("reading metadata of {}", show(&path))))
     }
 
     fn blob_dir(&self) -> PathBuf {
@@ -189,10 +161,7 @@ fn not_found_or(e: io::Error, digest: &Digest, what: impl FnOnce() -> String) ->
     if e.kind() == io::ErrorKind::NotFound {
         Error::BlobNotFound(digest.to_string())
     } else {
-        Error::Io {
-            context: what(),
-            source: e,
-        }
+        Error::Io { context: what(), source: e }
     }
 }
 
@@ -217,26 +186,19 @@ impl BlobWriter {
     pub fn commit(mut self, expected: Option<&Digest>) -> Result<Digest> {
         let actual = Digest::from_hasher(std::mem::take(&mut self.hasher));
         if let Some(expected) = expected.filter(|e| **e != actual) {
-            return Err(Error::DigestMismatch {
-                expected: expected.to_string(),
-                actual: actual.to_string(),
-            });
+            return Err(Error::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
         }
         let file = self.file.take().expect("file present until commit or drop");
-        file.sync_all()
-            .context(|| format!("syncing temp blob {}", show(&self.path)))?;
+        file.sync_all().context(|| format!("syncing temp blob {}", show(&self.path)))?;
         drop(file);
         let target = self.store.blob_path(&actual);
         if target.exists() {
             // Content-addressed: an existing blob with this name already holds these bytes.
             let _ = fs::remove_file(&self.path);
         } else {
-            fs::rename(&self.path, &target)
-                .context(|| format!("moving {} to {}", show(&self.path), show(&target)))?;
+            fs::rename(&self.path, &target).context(|| format!("moving {} to {}", show(&self.path), show(&target)))?;
             let dir = self.store.blob_dir();
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .context(|| format!("syncing {}", show(&dir)))?;
+            File::open(&dir).and_then(|d| d.sync_all()).context(|| format!("syncing {}", show(&dir)))?;
         }
         Ok(actual)
     }
@@ -244,11 +206,7 @@ impl BlobWriter {
     /// Like `commit`, but also checks the size announced alongside the digest (as in an OCI descriptor).
     pub fn commit_sized(self, expected: &Digest, size: u64) -> Result<Digest> {
         if self.written != size {
-            return Err(Error::SizeMismatch {
-                digest: expected.to_string(),
-                expected: size,
-                actual: self.written,
-            });
+            return Err(Error::SizeMismatch { digest: expected.to_string(), expected: size, actual: self.written });
         }
         self.commit(Some(expected))
     }
@@ -256,21 +214,14 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self
-            .file
-            .as_mut()
-            .expect("file present until commit or drop")
-            .write(buf)?;
+        let n = self.file.as_mut().expect("file present until commit or drop").write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file
-            .as_mut()
-            .expect("file present until commit or drop")
-            .flush()
+        self.file.as_mut().expect("file present until commit or drop").flush()
     }
 }
 
@@ -335,10 +286,7 @@ mod tests {
         let store = ContentStore::open(dir.path()).unwrap();
         let mut w = store.writer().unwrap();
         w.write_all(b"abc").unwrap();
-        assert!(matches!(
-            w.commit_sized(&Digest::of(b"abc"), 4),
-            Err(Error::SizeMismatch { .. })
-        ));
+        assert!(matches!(w.commit_sized(&Digest::of(b"abc"), 4), Err(Error::SizeMismatch { .. })));
     }
 
     #[test]

@@ -21,21 +21,13 @@ impl Digest {
 
     /// The digest a finished hasher holds.
     pub fn from_hasher(hasher: Sha256) -> Self {
-        Self {
-            hex: hex::encode(hasher.finalize()),
-        }
+        Self { hex: hex::encode(hasher.finalize()) }
     }
 
     /// Builds a digest from 64 lowercase hex digits.
     pub fn from_hex(hex: &str) -> Result<Self, Error> {
         let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if valid {
-            Ok(Self {
-                hex: hex.to_owned(),
-            })
-        } else {
-            Err(Error::InvalidDigest(hex.to_owned()))
-        }
+        if valid { Ok(Self { hex: hex.to_owned() }) } else { Err(Error::InvalidDigest(hex.to_owned())) }
     }
 
     /// The 64 hex digits without the algorithm prefix.
@@ -91,22 +83,13 @@ mod tests {
     #[test]
     fn empty_input_has_the_well_known_digest() {
         let d = Digest::of(b"");
-        assert_eq!(
-            d.to_string(),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
     }
 
     #[test]
     fn rejects_malformed_digests() {
-        for bad in [
-            "",
-            "sha256:",
-            "sha512:00",
-            "sha256:ABCDEF",
-            &format!("sha256:{}", "g".repeat(64)),
-        ] {
+        for bad in ["", "sha256:", "sha512:00", "sha256:ABCDEF", &format!("sha256:{}", "g".repeat(64))] {
             assert!(bad.parse::<Digest>().is_err(), "{bad} parsed");
         }
     }

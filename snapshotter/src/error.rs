@@ -19,11 +19,7 @@ pub enum Error {
     DigestMismatch { expected: String, actual: String },
     /// Written content does not have the size it was announced with.
     #[error("content size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        digest: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { digest: String, expected: u64, actual: u64 },
     /// A blob was asked for that the store does not hold.
     #[error("blob {0} not found in the content store")]
     BlobNotFound(String),
@@ -78,10 +74,7 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            context: what(),
-            source,
-        })
+        self.map_err(|source| Error::Io { context: what(), source })
     }
 }
 

@@ -56,22 +56,14 @@ impl Attrs {
             match rustix::fs::lsetxattr(&path, key.as_str(), value, XattrFlags::empty()) {
                 // user.* xattrs cannot exist on symlinks; tar and containerd drop them too.
                 Err(rustix::io::Errno::PERM) if is_symlink => {}
-                other => {
-                    other.map_err(|e| io::Error::other(format!("setting xattr {key}: {e}")))?
-                }
+                other => other.map_err(|e| io::Error::other(format!("setting xattr {key}: {e}")))?,
             }
         }
         if !is_symlink {
             rustix::fs::chmodat(dir, name, Mode::from_raw_mode(self.mode), AtFlags::empty())?;
         }
-        let mtime = Timespec {
-            tv_sec: self.mtime,
-            tv_nsec: self.mtime_nsec as _,
-        };
-        let times = Timestamps {
-            last_access: mtime,
-            last_modification: mtime,
-        };
+        let mtime = Timespec { tv_sec: self.mtime, tv_nsec: self.mtime_nsec as _ };
+        let times = Timestamps { last_access: mtime, last_modification: mtime };
         rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok(())
     }

@@ -12,9 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::error::{IoContext, Result, show};
-use crate::metadata::{
-    CacheRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord, cache_owner,
-};
+use crate::metadata::{CacheRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord, cache_owner};
 use crate::snapshot::Snapshotter;
 use crate::snapshot::copy::remove_any;
 
@@ -32,12 +30,7 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        Self {
-            all: false,
-            keep_storage: None,
-            until: None,
-            grace: Duration::from_secs(600),
-        }
+        Self { all: false, keep_storage: None, until: None, grace: Duration::from_secs(600) }
     }
 }
 
@@ -73,8 +66,7 @@ impl PruneOptions {
     }
 
     fn matches(&self, last_used: SystemTime) -> bool {
-        self.until
-            .is_none_or(|age| last_used.elapsed().is_ok_and(|elapsed| elapsed >= age))
+        self.until.is_none_or(|age| last_used.elapsed().is_ok_and(|elapsed| elapsed >= age))
     }
 }
 
@@ -109,8 +101,7 @@ pub struct DiskUsage {
 impl DiskUsage {
     /// Bytes used by blobs and snapshots together.
     pub fn total(&self) -> u64 {
-        self.blobs.iter().map(|b| b.1).sum::<u64>()
-            + self.snapshots.iter().map(|s| s.1).sum::<u64>()
+        self.blobs.iter().map(|b| b.1).sum::<u64>() + self.snapshots.iter().map(|s| s.1).sum::<u64>()
     }
 }
 
@@ -123,11 +114,8 @@ pub fn prune(
     options: &PruneOptions,
 ) -> Result<PruneReport> {
     let mut report = PruneReport::default();
-    let mut candidates: Vec<CacheRecord> = meta
-        .caches()?
-        .into_iter()
-        .filter(|c| options.matches(c.last_used))
-        .collect();
+    let mut candidates: Vec<CacheRecord> =
+        meta.caches()?.into_iter().filter(|c| options.matches(c.last_used)).collect();
     // `caches` lists least recently used first; pop from the end of the reversed list to keep that order.
     candidates.reverse();
     if options.all {
@@ -161,21 +149,14 @@ pub fn prune(
 }
 
 /// Measures the root.
-pub fn disk_usage(
-    meta: &MetadataStore,
-    store: &ContentStore,
-    snapshotter: &dyn Snapshotter,
-) -> Result<DiskUsage> {
+pub fn disk_usage(meta: &MetadataStore, store: &ContentStore, snapshotter: &dyn Snapshotter) -> Result<DiskUsage> {
     let blobs = store.walk()?;
     let sizes: BTreeMap<&Digest, u64> = blobs.iter().map(|(d, s)| (d, *s)).collect();
     let (live_blobs, _) = mark(meta, store)?;
     let mut usage = DiskUsage::default();
     for image in meta.images()? {
         let reached = reachable(store, [image.manifest.clone()]);
-        usage.images.push((
-            image.name,
-            reached.iter().filter_map(|d| sizes.get(d)).sum(),
-        ));
+        usage.images.push((image.name, reached.iter().filter_map(|d| sizes.get(d)).sum()));
     }
     let refs = meta.refs()?;
     let snapshots = meta.snapshots()?;
@@ -186,10 +167,7 @@ pub fn disk_usage(
             .filter(|(o, _)| *o == owner)
             .map(|(_, target)| match target {
                 RefTarget::Blob(d) => sizes.get(d).copied().unwrap_or(0),
-                RefTarget::Snapshot(key) => snapshots
-                    .iter()
-                    .find(|s| s.key == *key)
-                    .map_or(0, |s| s.size),
+                RefTarget::Snapshot(key) => snapshots.iter().find(|s| s.key == *key).map_or(0, |s| s.size),
             })
             .sum();
         usage.cache.push((record, size));
@@ -213,10 +191,7 @@ pub fn disk_usage(
 }
 
 /// The live blobs and snapshot keys.
-fn mark(
-    meta: &MetadataStore,
-    store: &ContentStore,
-) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
+fn mark(meta: &MetadataStore, store: &ContentStore) -> Result<(BTreeSet<Digest>, BTreeSet<String>)> {
     let mut roots = Vec::new();
     let mut snapshots = BTreeSet::new();
     for image in meta.images()? {
@@ -231,12 +206,7 @@ fn mark(
         }
     }
     let records = meta.snapshots()?;
-    snapshots.extend(
-        records
-            .iter()
-            .filter(|s| s.kind != SnapshotKind::Committed)
-            .map(|s| s.key.clone()),
-    );
+    snapshots.extend(records.iter().filter(|s| s.kind != SnapshotKind::Committed).map(|s| s.key.clone()));
     // Parents of live snapshots are live; records come oldest first, so walk newest first.
     for record in records.iter().rev() {
         if snapshots.contains(&record.key)
@@ -269,11 +239,7 @@ fn reachable(store: &ContentStore, roots: impl IntoIterator<Item = Digest>) -> B
                 single @ serde_json::Value::Object(_) => vec![single],
                 _ => Vec::new(),
             };
-            stack.extend(
-                descriptors
-                    .iter()
-                    .filter_map(|d| d["digest"].as_str()?.parse().ok()),
-            );
+            stack.extend(descriptors.iter().filter_map(|d| d["digest"].as_str()?.parse().ok()));
         }
     }
     seen
@@ -343,23 +309,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(MetadataStore::open(dir.path()).unwrap());
         let store = ContentStore::open(dir.path().join("content")).unwrap();
-        let snapshotter =
-            snapshot::open(dir.path(), meta.clone(), SnapshotterKind::Native).unwrap();
-        Fixture {
-            dir,
-            meta,
-            store,
-            snapshotter,
-        }
+        let snapshotter = snapshot::open(dir.path(), meta.clone(), SnapshotterKind::Native).unwrap();
+        Fixture { dir, meta, store, snapshotter }
     }
 
     fn committed(f: &Fixture, name: &str, parent: Option<&str>) {
-        f.snapshotter
-            .prepare(&format!("{name}-active"), parent)
-            .unwrap();
-        f.snapshotter
-            .commit(name, &format!("{name}-active"))
-            .unwrap();
+        f.snapshotter.prepare(&format!("{name}-active"), parent).unwrap();
+        f.snapshotter.commit(name, &format!("{name}-active")).unwrap();
     }
 
     #[test]
@@ -367,71 +323,40 @@ mod tests {
         let f = fixture();
         let layer = f.store.write_bytes(b"layer").unwrap();
         let config = f.store.write_bytes(b"{}").unwrap();
-        let manifest = serde_json::json!({"config": {"digest": config.to_string()}, "layers": [{"digest": layer.to_string()}]});
-        let manifest = f
-            .store
-            .write_bytes(manifest.to_string().as_bytes())
-            .unwrap();
+        let manifest =
+            serde_json::json!({"config": {"digest": config.to_string()}, "layers": [{"digest": layer.to_string()}]});
+        let manifest = f.store.write_bytes(manifest.to_string().as_bytes()).unwrap();
         f.meta.put_image("app", &manifest).unwrap();
         committed(&f, "base", None);
         committed(&f, "top", Some("base"));
-        f.meta
-            .add_ref(&image_owner("app"), &RefTarget::Snapshot("top".into()))
-            .unwrap();
+        f.meta.add_ref(&image_owner("app"), &RefTarget::Snapshot("top".into())).unwrap();
         let cached = f.store.write_bytes(b"cache only").unwrap();
         f.meta.put_cache("k", &serde_json::json!({})).unwrap();
-        f.meta
-            .add_ref(&cache_owner("k"), &RefTarget::Blob(cached.clone()))
-            .unwrap();
+        f.meta.add_ref(&cache_owner("k"), &RefTarget::Blob(cached.clone())).unwrap();
         committed(&f, "cache-snap", None);
-        f.meta
-            .add_ref(&cache_owner("k"), &RefTarget::Snapshot("cache-snap".into()))
-            .unwrap();
+        f.meta.add_ref(&cache_owner("k"), &RefTarget::Snapshot("cache-snap".into())).unwrap();
         f.snapshotter.prepare("running", Some("base")).unwrap();
         fs::create_dir_all(f.dir.path().join("snapshots/999/fs")).unwrap();
 
         let usage = disk_usage(&f.meta, &f.store, f.snapshotter.as_ref()).unwrap();
         assert_eq!(usage.images[0].1, 5 + 2 + f.store.size(&manifest).unwrap());
-        assert_eq!(
-            usage.cache[0].1,
-            10 + f.meta.snapshot("cache-snap").unwrap().unwrap().size
-        );
+        assert_eq!(usage.cache[0].1, 10 + f.meta.snapshot("cache-snap").unwrap().unwrap().size);
 
         let options = PruneOptions::new().grace(Duration::ZERO);
-        let report = prune(
-            f.dir.path(),
-            &f.meta,
-            &f.store,
-            f.snapshotter.as_ref(),
-            &options,
-        )
-        .unwrap();
+        let report = prune(f.dir.path(), &f.meta, &f.store, f.snapshotter.as_ref(), &options).unwrap();
         assert_eq!(report.cache_records, ["k"]);
         assert_eq!(report.snapshots, ["cache-snap"]);
         assert_eq!(report.blobs, [cached]);
         for d in [&layer, &config, &manifest] {
             assert!(f.store.exists(d));
         }
-        assert!(
-            f.meta.snapshot("running").unwrap().is_some()
-                && f.meta.snapshot("base").unwrap().is_some()
-        );
+        assert!(f.meta.snapshot("running").unwrap().is_some() && f.meta.snapshot("base").unwrap().is_some());
         assert!(!f.dir.path().join("snapshots/999").exists());
 
         let all = PruneOptions::new().all(true).grace(Duration::ZERO);
-        let report = prune(
-            f.dir.path(),
-            &f.meta,
-            &f.store,
-            f.snapshotter.as_ref(),
-            &all,
-        )
-        .unwrap();
+        let report = prune(f.dir.path(), &f.meta, &f.store, f.snapshotter.as_ref(), &all).unwrap();
         assert_eq!(report.snapshots, ["running"]);
-        assert!(
-            f.meta.snapshot("base").unwrap().is_some(),
-            "the image still reaches base through top"
-        );
+        assert!(f.meta.snapshot("base").unwrap().is_some(), "the image still reaches base through top");
     }
 
     #[test]
@@ -440,40 +365,16 @@ mod tests {
         for (key, bytes) in [("old", &b"aaaa"[..]), ("new", &b"bbbbbbbb"[..])] {
             let blob = f.store.write_bytes(bytes).unwrap();
             f.meta.put_cache(key, &serde_json::json!({})).unwrap();
-            f.meta
-                .add_ref(&cache_owner(key), &RefTarget::Blob(blob))
-                .unwrap();
+            f.meta.add_ref(&cache_owner(key), &RefTarget::Blob(blob)).unwrap();
             std::thread::sleep(Duration::from_millis(20));
         }
-        let recent = PruneOptions::new()
-            .until(Duration::from_secs(3600))
-            .grace(Duration::ZERO);
+        let recent = PruneOptions::new().until(Duration::from_secs(3600)).grace(Duration::ZERO);
         assert!(
-            prune(
-                f.dir.path(),
-                &f.meta,
-                &f.store,
-                f.snapshotter.as_ref(),
-                &recent
-            )
-            .unwrap()
-            .cache_records
-            .is_empty()
+            prune(f.dir.path(), &f.meta, &f.store, f.snapshotter.as_ref(), &recent).unwrap().cache_records.is_empty()
         );
         let keep = PruneOptions::new().keep_storage(8).grace(Duration::ZERO);
-        let report = prune(
-            f.dir.path(),
-            &f.meta,
-            &f.store,
-            f.snapshotter.as_ref(),
-            &keep,
-        )
-        .unwrap();
-        assert_eq!(
-            report.cache_records,
-            ["old"],
-            "least recently used goes first, and only until 8 bytes remain"
-        );
+        let report = prune(f.dir.path(), &f.meta, &f.store, f.snapshotter.as_ref(), &keep).unwrap();
+        assert_eq!(report.cache_records, ["old"], "least recently used goes first, and only until 8 bytes remain");
         assert_eq!(f.meta.caches().unwrap().len(), 1);
     }
 }

@@ -21,9 +21,7 @@ pub use layer::LayerDescriptor;
 pub use layer::apply::{Applied, apply, apply_blob};
 pub use layer::compress::Compression;
 pub use layer::diff::{DiffOptions, diff};
-pub use metadata::{
-    CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord,
-};
+pub use metadata::{CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord};
 pub use mount::{Mount, MountGuard, mount_all, unmount};
 pub use snapshot::{SnapshotLayout, Snapshotter, SnapshotterKind, Usage};
 pub use unpack::{chain_ids, snapshot_key_of, unpack};

@@ -156,24 +156,15 @@ impl MetadataStore {
         std::fs::create_dir_all(root).context(|| format!("creating {}", show(root)))?;
         let path = root.join("meta.db");
         let lock_path = root.join("meta.lock");
-        let conn =
-            Connection::open(&path).map_err(|e| db(e, format!("opening {}", show(&path))))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| db(e, "setting busy_timeout".into()))?;
+        let conn = Connection::open(&path).map_err(|e| db(e, format!("opening {}", show(&path))))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db(e, "setting busy_timeout".into()))?;
         // In WAL mode NORMAL survives a killed process; only a power cut can lose the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|e| db(e, "setting synchronous".into()))?;
-        let store = Self {
-            conn: Mutex::new(conn),
-            lock_path,
-        };
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(e, "setting synchronous".into()))?;
+        let store = Self { conn: Mutex::new(conn), lock_path };
         {
             // The journal mode cannot change inside a transaction, but it is a write: hold the writer lock.
             let _lock = store.writer_lock()?;
-            let conn = store
-                .conn
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let conn = store.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| db(e, format!("enabling WAL on {}", show(&path))))?;
         }
@@ -196,24 +187,14 @@ impl MetadataStore {
     /// The image called `name`, if any.
     pub fn image(&self, name: &str) -> Result<Option<ImageRecord>> {
         self.read(&format!("reading image {name}"), |c| {
-            c.query_row(
-                "SELECT name, manifest, created FROM images WHERE name = ?1",
-                [name],
-                image_row,
-            )
-            .optional()
+            c.query_row("SELECT name, manifest, created FROM images WHERE name = ?1", [name], image_row).optional()
         })
     }
 
     /// Every image, by name.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
         self.read("listing images", |c| {
-            collect(
-                c,
-                "SELECT name, manifest, created FROM images ORDER BY name",
-                [],
-                image_row,
-            )
+            collect(c, "SELECT name, manifest, created FROM images ORDER BY name", [], image_row)
         })
     }
 
@@ -226,12 +207,7 @@ impl MetadataStore {
     }
 
     /// Records a new snapshot and returns it with its freshly allocated id.
-    pub fn insert_snapshot(
-        &self,
-        key: &str,
-        parent: Option<&str>,
-        kind: SnapshotKind,
-    ) -> Result<SnapshotRecord> {
+    pub fn insert_snapshot(&self, key: &str, parent: Option<&str>, kind: SnapshotKind) -> Result<SnapshotRecord> {
         self.write(&format!("recording snapshot {key}"), |tx| {
             let t = now();
             tx.execute(
@@ -241,9 +217,7 @@ impl MetadataStore {
             tx.query_row(&format!("{SNAPSHOT_SELECT} WHERE key = ?1"), [key], snapshot_row)
         })
         .map_err(|e| match e {
-            Error::Database { source, .. } if is_constraint(&source) => {
-                Error::SnapshotExists(key.to_owned())
-            }
+            Error::Database { source, .. } if is_constraint(&source) => Error::SnapshotExists(key.to_owned()),
             other => other,
         })
     }
@@ -251,25 +225,13 @@ impl MetadataStore {
     /// The snapshot with this key, if any.
     pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotRecord>> {
         self.read(&format!("reading snapshot {key}"), |c| {
-            c.query_row(
-                &format!("{SNAPSHOT_SELECT} WHERE key = ?1"),
-                [key],
-                snapshot_row,
-            )
-            .optional()
+            c.query_row(&format!("{SNAPSHOT_SELECT} WHERE key = ?1"), [key], snapshot_row).optional()
         })
     }
 
     /// Every snapshot, oldest first (so parents come before their children).
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
-        self.read("listing snapshots", |c| {
-            collect(
-                c,
-                &format!("{SNAPSHOT_SELECT} ORDER BY id"),
-                [],
-                snapshot_row,
-            )
-        })
+        self.read("listing snapshots", |c| collect(c, &format!("{SNAPSHOT_SELECT} ORDER BY id"), [], snapshot_row))
     }
 
     /// Turns the active snapshot `key` into the committed snapshot `name` of `size` bytes.
@@ -280,20 +242,13 @@ impl MetadataStore {
                  WHERE key = ?1 AND kind = 'active'",
                 params![key, name, size as i64, now()],
             )?;
-            tx.query_row(
-                &format!("{SNAPSHOT_SELECT} WHERE key = ?1"),
-                [name],
-                snapshot_row,
-            )
+            tx.query_row(&format!("{SNAPSHOT_SELECT} WHERE key = ?1"), [name], snapshot_row)
         })
         .map_err(|e| match e {
-            Error::Database { source, .. } if is_constraint(&source) => {
-                Error::SnapshotExists(name.to_owned())
+            Error::Database { source, .. } if is_constraint(&source) => Error::SnapshotExists(name.to_owned()),
+            Error::Database { source: rusqlite::Error::QueryReturnedNoRows, .. } => {
+                Error::SnapshotNotFound(format!("{key} (as an active snapshot)"))
             }
-            Error::Database {
-                source: rusqlite::Error::QueryReturnedNoRows,
-                ..
-            } => Error::SnapshotNotFound(format!("{key} (as an active snapshot)")),
             other => other,
         })
     }
@@ -301,11 +256,7 @@ impl MetadataStore {
     /// Marks a snapshot as used now, so age-based pruning keeps it.
     pub fn touch_snapshot(&self, key: &str) -> Result<()> {
         self.write(&format!("touching snapshot {key}"), |tx| {
-            tx.execute(
-                "UPDATE snapshots SET last_used = ?2 WHERE key = ?1",
-                params![key, now()],
-            )
-            .map(drop)
+            tx.execute("UPDATE snapshots SET last_used = ?2 WHERE key = ?1", params![key, now()]).map(drop)
         })
     }
 
@@ -313,26 +264,17 @@ impl MetadataStore {
     pub fn delete_snapshot(&self, key: &str) -> Result<()> {
         // Counted inside the write transaction so no child can appear between the check and the delete.
         let children = self.write(&format!("deleting snapshot {key}"), |tx| {
-            let children: i64 = tx.query_row(
-                "SELECT count(*) FROM snapshots WHERE parent = ?1",
-                [key],
-                |r| r.get(0),
-            )?;
+            let children: i64 =
+                tx.query_row("SELECT count(*) FROM snapshots WHERE parent = ?1", [key], |r| r.get(0))?;
             if children == 0 {
-                tx.execute(
-                    "DELETE FROM refs WHERE kind = 'snapshot' AND target = ?1",
-                    [key],
-                )?;
+                tx.execute("DELETE FROM refs WHERE kind = 'snapshot' AND target = ?1", [key])?;
                 tx.execute("DELETE FROM snapshots WHERE key = ?1", [key])?;
             }
             Ok(children as u64)
         })?;
         match children {
             0 => Ok(()),
-            children => Err(Error::SnapshotInUse {
-                key: key.to_owned(),
-                children,
-            }),
+            children => Err(Error::SnapshotInUse { key: key.to_owned(), children }),
         }
     }
 
@@ -352,35 +294,21 @@ impl MetadataStore {
     /// The cache record for `key`, if any; call [`Self::touch_cache`] on a hit.
     pub fn cache(&self, key: &str) -> Result<Option<CacheRecord>> {
         self.read(&format!("reading cache key {key}"), |c| {
-            c.query_row(
-                "SELECT key, result, created, last_used FROM cache WHERE key = ?1",
-                [key],
-                cache_row,
-            )
-            .optional()
+            c.query_row("SELECT key, result, created, last_used FROM cache WHERE key = ?1", [key], cache_row).optional()
         })
     }
 
     /// Every cache record, least recently used first.
     pub fn caches(&self) -> Result<Vec<CacheRecord>> {
         self.read("listing cache records", |c| {
-            collect(
-                c,
-                "SELECT key, result, created, last_used FROM cache ORDER BY last_used, key",
-                [],
-                cache_row,
-            )
+            collect(c, "SELECT key, result, created, last_used FROM cache ORDER BY last_used, key", [], cache_row)
         })
     }
 
     /// Marks a cache record as hit now.
     pub fn touch_cache(&self, key: &str) -> Result<()> {
         self.write(&format!("touching cache key {key}"), |tx| {
-            tx.execute(
-                "UPDATE cache SET last_used = ?2 WHERE key = ?1",
-                params![key, now()],
-            )
-            .map(drop)
+            tx.execute("UPDATE cache SET last_used = ?2 WHERE key = ?1", params![key, now()]).map(drop)
         })
     }
 
@@ -388,8 +316,7 @@ impl MetadataStore {
     pub fn delete_cache(&self, key: &str) -> Result<()> {
         self.write(&format!("deleting cache key {key}"), |tx| {
             tx.execute("DELETE FROM refs WHERE owner = ?1", [cache_owner(key)])?;
-            tx.execute("DELETE FROM cache WHERE key = ?1", [key])
-                .map(drop)
+            tx.execute("DELETE FROM cache WHERE key = ?1", [key]).map(drop)
         })
     }
 
@@ -408,59 +335,39 @@ impl MetadataStore {
     /// Drops every reference `owner` holds.
     pub fn remove_refs(&self, owner: &str) -> Result<()> {
         self.write(&format!("removing references of {owner}"), |tx| {
-            tx.execute("DELETE FROM refs WHERE owner = ?1", [owner])
-                .map(drop)
+            tx.execute("DELETE FROM refs WHERE owner = ?1", [owner]).map(drop)
         })
     }
 
     /// Every (owner, target) reference, sorted.
     pub fn refs(&self) -> Result<Vec<(String, RefTarget)>> {
         self.read("listing references", |c| {
-            collect(
-                c,
-                "SELECT owner, kind, target FROM refs ORDER BY owner, kind, target",
-                [],
-                |r| {
-                    let owner: String = r.get(0)?;
-                    let kind: String = r.get(1)?;
-                    let target: String = r.get(2)?;
-                    let target = if kind == "blob" {
-                        RefTarget::Blob(parse_digest(&target)?)
-                    } else {
-                        RefTarget::Snapshot(target)
-                    };
-                    Ok((owner, target))
-                },
-            )
+            collect(c, "SELECT owner, kind, target FROM refs ORDER BY owner, kind, target", [], |r| {
+                let owner: String = r.get(0)?;
+                let kind: String = r.get(1)?;
+                let target: String = r.get(2)?;
+                let target =
+                    if kind == "blob" { RefTarget::Blob(parse_digest(&target)?) } else { RefTarget::Snapshot(target) };
+                Ok((owner, target))
+            })
         })
     }
 
     /// Runs `f` in a write transaction while holding the cross-process writer lock.
-    fn write<T>(
-        &self,
-        what: &str,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         let lock = self.writer_lock()?;
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db(e, format!("{what}: starting a transaction")))?;
         let value = f(&tx).map_err(|e| db(e, what.to_owned()))?;
-        tx.commit()
-            .map_err(|e| db(e, format!("{what}: committing")))?;
+        tx.commit().map_err(|e| db(e, format!("{what}: committing")))?;
         drop(lock);
         Ok(value)
     }
 
     fn read<T>(&self, what: &str, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&conn).map_err(|e| db(e, what.to_owned()))
     }
 
@@ -472,8 +379,7 @@ impl MetadataStore {
             .write(true)
             .open(&self.lock_path)
             .context(|| format!("opening {}", show(&self.lock_path)))?;
-        file.lock()
-            .context(|| format!("locking {}", show(&self.lock_path)))?;
+        file.lock().context(|| format!("locking {}", show(&self.lock_path)))?;
         Ok(file)
     }
 }
@@ -488,15 +394,10 @@ pub fn cache_owner(key: &str) -> String {
     format!("cache:{key}")
 }
 
-const SNAPSHOT_SELECT: &str =
-    "SELECT id, key, parent, kind, size, created, last_used FROM snapshots";
+const SNAPSHOT_SELECT: &str = "SELECT id, key, parent, kind, size, created, last_used FROM snapshots";
 
 fn image_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
-    Ok(ImageRecord {
-        name: r.get(0)?,
-        manifest: parse_digest(&r.get::<_, String>(1)?)?,
-        created: time(r.get(2)?),
-    })
+    Ok(ImageRecord { name: r.get(0)?, manifest: parse_digest(&r.get::<_, String>(1)?)?, created: time(r.get(2)?) })
 }
 
 fn snapshot_row(r: &Row<'_>) -> rusqlite::Result<SnapshotRecord> {
@@ -515,9 +416,8 @@ fn cache_row(r: &Row<'_>) -> rusqlite::Result<CacheRecord> {
     let result: String = r.get(1)?;
     Ok(CacheRecord {
         key: r.get(0)?,
-        result: serde_json::from_str(&result).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        result: serde_json::from_str(&result)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?,
         created: time(r.get(2)?),
         last_used: time(r.get(3)?),
     })
@@ -533,9 +433,7 @@ fn collect<T>(
 }
 
 fn parse_digest(s: &str) -> rusqlite::Result<Digest> {
-    s.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn is_constraint(e: &rusqlite::Error) -> bool {
@@ -548,9 +446,7 @@ fn db(source: rusqlite::Error, context: String) -> Error {
 
 /// Now in milliseconds since the epoch, the database's time unit.
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn time(millis: i64) -> SystemTime {
@@ -575,12 +471,7 @@ mod tests {
         store.put_image("alpine:3", &Digest::of(b"b")).unwrap();
         assert_eq!(store.image("busybox:latest").unwrap().unwrap().manifest, a);
         assert_eq!(
-            store
-                .images()
-                .unwrap()
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
+            store.images().unwrap().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
             ["alpine:3", "busybox:latest"]
         );
         assert!(store.delete_image("alpine:3").unwrap());
@@ -591,68 +482,33 @@ mod tests {
     #[test]
     fn snapshot_lifecycle() {
         let (_dir, store) = store();
-        let a = store
-            .insert_snapshot("build-1", None, SnapshotKind::Active)
-            .unwrap();
-        assert!(matches!(
-            store.insert_snapshot("build-1", None, SnapshotKind::Active),
-            Err(Error::SnapshotExists(_))
-        ));
+        let a = store.insert_snapshot("build-1", None, SnapshotKind::Active).unwrap();
+        assert!(matches!(store.insert_snapshot("build-1", None, SnapshotKind::Active), Err(Error::SnapshotExists(_))));
         let c = store.commit_snapshot("build-1", "layer-1", 42).unwrap();
         assert_eq!((c.id, c.kind, c.size), (a.id, SnapshotKind::Committed, 42));
-        assert!(matches!(
-            store.commit_snapshot("build-1", "x", 0),
-            Err(Error::SnapshotNotFound(_))
-        ));
-        let child = store
-            .insert_snapshot("build-2", Some("layer-1"), SnapshotKind::Active)
-            .unwrap();
+        assert!(matches!(store.commit_snapshot("build-1", "x", 0), Err(Error::SnapshotNotFound(_))));
+        let child = store.insert_snapshot("build-2", Some("layer-1"), SnapshotKind::Active).unwrap();
         assert!(child.id > c.id);
-        assert!(matches!(
-            store.delete_snapshot("layer-1"),
-            Err(Error::SnapshotInUse { .. })
-        ));
+        assert!(matches!(store.delete_snapshot("layer-1"), Err(Error::SnapshotInUse { .. })));
         store.delete_snapshot("build-2").unwrap();
         store.delete_snapshot("layer-1").unwrap();
         assert!(store.snapshots().unwrap().is_empty());
         // Ids are never reused, so a new snapshot never lands in a directory a dead one may have left.
-        assert!(
-            store
-                .insert_snapshot("build-3", None, SnapshotKind::Active)
-                .unwrap()
-                .id
-                > child.id
-        );
+        assert!(store.insert_snapshot("build-3", None, SnapshotKind::Active).unwrap().id > child.id);
     }
 
     #[test]
     fn cache_and_refs() {
         let (_dir, store) = store();
-        store
-            .put_cache("k1", &serde_json::json!({"snapshot": "layer-1"}))
-            .unwrap();
-        assert_eq!(
-            store.cache("k1").unwrap().unwrap().result["snapshot"],
-            "layer-1"
-        );
+        store.put_cache("k1", &serde_json::json!({"snapshot": "layer-1"})).unwrap();
+        assert_eq!(store.cache("k1").unwrap().unwrap().result["snapshot"], "layer-1");
         let blob = RefTarget::Blob(Digest::of(b"x"));
         store.add_ref(&cache_owner("k1"), &blob).unwrap();
         store.add_ref(&cache_owner("k1"), &blob).unwrap();
-        store
-            .add_ref(
-                &image_owner("busybox"),
-                &RefTarget::Snapshot("layer-1".into()),
-            )
-            .unwrap();
+        store.add_ref(&image_owner("busybox"), &RefTarget::Snapshot("layer-1".into())).unwrap();
         assert_eq!(store.refs().unwrap().len(), 2);
         store.delete_cache("k1").unwrap();
-        assert_eq!(
-            store.refs().unwrap(),
-            vec![(
-                image_owner("busybox"),
-                RefTarget::Snapshot("layer-1".into())
-            )]
-        );
+        assert_eq!(store.refs().unwrap(), vec![(image_owner("busybox"), RefTarget::Snapshot("layer-1".into()))]);
         assert!(store.caches().unwrap().is_empty());
     }
 
@@ -666,21 +522,12 @@ mod tests {
                 s.spawn(move || {
                     let store = MetadataStore::open(root).unwrap();
                     for i in 0..50 {
-                        store
-                            .put_image(&format!("img-{t}-{i}"), &Digest::of(&[t, i]))
-                            .unwrap();
+                        store.put_image(&format!("img-{t}-{i}"), &Digest::of(&[t, i])).unwrap();
                         store.images().unwrap();
                     }
                 });
             }
         });
-        assert_eq!(
-            MetadataStore::open(dir.path())
-                .unwrap()
-                .images()
-                .unwrap()
-                .len(),
-            200
-        );
+        assert_eq!(MetadataStore::open(dir.path()).unwrap().images().unwrap().len(), 200);
     }
 }

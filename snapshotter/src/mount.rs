@@ -4,8 +4,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags,
-    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags, fsconfig_create,
+    fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 
 use crate::error::{Error, IoContext, Result, show};
@@ -26,20 +26,12 @@ impl Mount {
     pub fn bind(dir: &Path, readonly: bool) -> Self {
         let mut options = vec!["rbind".to_owned()];
         options.push(if readonly { "ro" } else { "rw" }.to_owned());
-        Self {
-            fs_type: "bind".into(),
-            source: dir.to_owned(),
-            options,
-        }
+        Self { fs_type: "bind".into(), source: dir.to_owned(), options }
     }
 
     /// An overlay of `lowers` (topmost first) with an optional writable (upper, work) pair; read-only without.
     pub fn overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> Self {
-        let joined = lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
+        let joined = lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
         let mut options = vec![format!("lowerdir={joined}")];
         match upper {
             Some((upper, work)) => {
@@ -48,11 +40,7 @@ impl Mount {
             }
             None => options.push("ro".into()),
         }
-        Self {
-            fs_type: "overlay".into(),
-            source: "overlay".into(),
-            options,
-        }
+        Self { fs_type: "overlay".into(), source: "overlay".into(), options }
     }
 
     /// Mounts this at `target`.
@@ -60,14 +48,7 @@ impl Mount {
     /// Overlays go through the new mount API, one `lowerdir+` call per layer: the layer list never has to fit
     /// in the one page that mount(2) takes its options in, so deep chains of long paths still mount.
     pub fn mount(&self, target: &Path) -> Result<()> {
-        let what = || {
-            format!(
-                "mounting {} {} on {}",
-                self.fs_type,
-                show(&self.source),
-                show(target)
-            )
-        };
+        let what = || format!("mounting {} {} on {}", self.fs_type, show(&self.source), show(target));
         match self.fs_type.as_str() {
             "bind" => self.mount_bind(target).context(what),
             "overlay" => self.mount_overlay(target).context(what),
@@ -100,23 +81,14 @@ impl Mount {
         }
         fsconfig_create(&fs)?;
         let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
-        move_mount(
-            &mnt,
-            "",
-            rustix::fs::CWD,
-            target,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )?;
+        move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
         Ok(())
     }
 }
 
 /// Mounts `mounts` on `target` in order and returns a guard that unmounts them (in reverse) when dropped.
 pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<MountGuard> {
-    let mut guard = MountGuard {
-        target: target.to_owned(),
-        count: 0,
-    };
+    let mut guard = MountGuard { target: target.to_owned(), count: 0 };
     for mount in mounts {
         mount.mount(target)?;
         guard.count += 1;

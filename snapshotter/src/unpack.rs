@@ -29,18 +29,12 @@ pub fn chain_ids<'a>(diff_ids: impl IntoIterator<Item = &'a Digest>) -> Vec<Dige
 
 /// The snapshot key of the top layer of `layers` (`(blob, diffID)` pairs, base first); `None` with no layers.
 pub fn snapshot_key_of(layers: &[(Digest, Digest)]) -> Option<String> {
-    chain_ids(layers.iter().map(|(_, diff_id)| diff_id))
-        .last()
-        .map(Digest::to_string)
+    chain_ids(layers.iter().map(|(_, diff_id)| diff_id)).last().map(Digest::to_string)
 }
 
 /// Unpacks `layers` (`(blob, diffID)` pairs, base first, blobs in `content`) into committed snapshots and
 /// returns the top one's key. Layers already unpacked are reused.
-pub fn unpack(
-    content: &ContentStore,
-    snapshotter: &dyn Snapshotter,
-    layers: &[(Digest, Digest)],
-) -> Result<String> {
+pub fn unpack(content: &ContentStore, snapshotter: &dyn Snapshotter, layers: &[(Digest, Digest)]) -> Result<String> {
     let chain = chain_ids(layers.iter().map(|(_, diff_id)| diff_id));
     let mut parent: Option<String> = None;
     for ((blob, diff_id), chain_id) in layers.iter().zip(&chain) {
@@ -56,14 +50,7 @@ pub fn unpack(
                     ),
                 });
             }
-            None => unpack_layer(
-                content,
-                snapshotter,
-                blob,
-                diff_id,
-                &name,
-                parent.as_deref(),
-            )?,
+            None => unpack_layer(content, snapshotter, blob, diff_id, &name, parent.as_deref())?,
         }
         parent = Some(name);
     }
@@ -94,9 +81,7 @@ fn unpack_layer(
     match applied {
         Ok(()) => Ok(()),
         // Another process unpacked the same layer first: its snapshot is as good as ours.
-        Err(Error::SnapshotExists(existing)) if existing == name => {
-            discard(snapshotter, &key, Ok(()))
-        }
+        Err(Error::SnapshotExists(existing)) if existing == name => discard(snapshotter, &key, Ok(())),
         Err(e) => discard(snapshotter, &key, Err(e)),
     }
 }

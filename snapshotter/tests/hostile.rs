@@ -19,23 +19,11 @@ struct Raw {
 }
 
 fn file(name: impl Into<Vec<u8>>, data: &'static [u8]) -> Raw {
-    Raw {
-        name: name.into(),
-        kind: EntryType::Regular,
-        link: None,
-        data,
-        pax_path: None,
-    }
+    Raw { name: name.into(), kind: EntryType::Regular, link: None, data, pax_path: None }
 }
 
 fn link(kind: EntryType, name: impl Into<Vec<u8>>, target: impl Into<Vec<u8>>) -> Raw {
-    Raw {
-        name: name.into(),
-        kind,
-        link: Some(target.into()),
-        data: b"",
-        pax_path: None,
-    }
+    Raw { name: name.into(), kind, link: Some(target.into()), data: b"", pax_path: None }
 }
 
 fn archive(entries: &[Raw]) -> Vec<u8> {
@@ -86,68 +74,39 @@ impl Scene {
         fs::create_dir(&target).unwrap();
         fs::create_dir(&sentinel).unwrap();
         fs::write(sentinel.join("secret"), b"original").unwrap();
-        Self {
-            _dir: dir,
-            target,
-            sentinel,
-        }
+        Self { _dir: dir, target, sentinel }
     }
 
     fn apply(&self, entries: &[Raw]) -> Result<(), Error> {
-        let layout = SnapshotLayout::Full {
-            dir: self.target.clone(),
-            parent: None,
-        };
+        let layout = SnapshotLayout::Full { dir: self.target.clone(), parent: None };
         apply(&archive(entries)[..], None, &layout).map(drop)
     }
 
     /// The sentinel still holds exactly its one untouched, singly linked file.
     fn assert_sentinel_untouched(&self) {
-        let names: Vec<_> = fs::read_dir(&self.sentinel)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&self.sentinel).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["secret"], "something was written into the sentinel");
         assert_eq!(fs::read(self.sentinel.join("secret")).unwrap(), b"original");
-        assert_eq!(
-            fs::metadata(self.sentinel.join("secret")).unwrap().nlink(),
-            1
-        );
+        assert_eq!(fs::metadata(self.sentinel.join("secret")).unwrap().nlink(), 1);
     }
 
     /// The sentinel's absolute path without the leading `/`, as a name inside the target.
     fn sentinel_inside(&self) -> Vec<u8> {
-        self.sentinel
-            .strip_prefix("/")
-            .unwrap()
-            .as_os_str()
-            .as_encoded_bytes()
-            .to_vec()
+        self.sentinel.strip_prefix("/").unwrap().as_os_str().as_encoded_bytes().to_vec()
     }
 }
 
 fn assert_refused(result: Result<(), Error>, entry_part: &str, reason_part: &str) {
     let err = result.expect_err("the hostile layer was accepted");
     let msg = err.to_string();
-    assert!(
-        msg.contains(entry_part) && msg.contains(reason_part),
-        "unclear error: {msg}"
-    );
+    assert!(msg.contains(entry_part) && msg.contains(reason_part), "unclear error: {msg}");
 }
 
 #[test]
 fn dot_dot_names_are_refused() {
     let s = Scene::new();
-    assert_refused(
-        s.apply(&[file("../sentinel/escaped", b"x")]),
-        "../sentinel/escaped",
-        "..",
-    );
-    assert_refused(
-        s.apply(&[file("a/../../sentinel/escaped", b"x")]),
-        "a/../../sentinel/escaped",
-        "..",
-    );
+    assert_refused(s.apply(&[file("../sentinel/escaped", b"x")]), "../sentinel/escaped", "..");
+    assert_refused(s.apply(&[file("a/../../sentinel/escaped", b"x")]), "a/../../sentinel/escaped", "..");
     s.assert_sentinel_untouched();
 }
 
@@ -163,16 +122,9 @@ fn absolute_names_are_refused() {
 fn a_symlink_to_root_is_resolved_inside_the_target() {
     let s = Scene::new();
     let through = [b"evil/".as_slice(), &s.sentinel_inside(), b"/through"].concat();
-    s.apply(&[
-        link(EntryType::Symlink, "evil", "/"),
-        file(through, b"contained"),
-    ])
-    .unwrap();
+    s.apply(&[link(EntryType::Symlink, "evil", "/"), file(through, b"contained")]).unwrap();
     s.assert_sentinel_untouched();
-    let landed = s
-        .target
-        .join(s.sentinel.strip_prefix("/").unwrap())
-        .join("through");
+    let landed = s.target.join(s.sentinel.strip_prefix("/").unwrap()).join("through");
     assert_eq!(fs::read(landed).unwrap(), b"contained");
 }
 
@@ -184,33 +136,20 @@ fn a_symlink_chain_climbing_out_is_resolved_inside_the_target() {
     s.apply(&[
         link(EntryType::Symlink, "a", "b"),
         link(EntryType::Symlink, "b", "c/d"),
-        Raw {
-            kind: EntryType::Directory,
-            ..file("c/", b"")
-        },
+        Raw { kind: EntryType::Directory, ..file("c/", b"") },
         link(EntryType::Symlink, "c/d", up.as_str()),
         file(through, b"contained"),
     ])
     .unwrap();
     s.assert_sentinel_untouched();
-    assert!(
-        s.target
-            .join(s.sentinel.strip_prefix("/").unwrap())
-            .join("chained")
-            .is_file()
-    );
+    assert!(s.target.join(s.sentinel.strip_prefix("/").unwrap()).join("chained").is_file());
 }
 
 #[test]
 fn a_file_replacing_a_symlink_does_not_write_through_it() {
     let s = Scene::new();
-    let victim = s
-        .sentinel
-        .join("secret")
-        .into_os_string()
-        .into_encoded_bytes();
-    s.apply(&[link(EntryType::Symlink, "x", victim), file("x", b"pwned")])
-        .unwrap();
+    let victim = s.sentinel.join("secret").into_os_string().into_encoded_bytes();
+    s.apply(&[link(EntryType::Symlink, "x", victim), file("x", b"pwned")]).unwrap();
     s.assert_sentinel_untouched();
     assert_eq!(fs::read(s.target.join("x")).unwrap(), b"pwned");
 }
@@ -218,27 +157,12 @@ fn a_file_replacing_a_symlink_does_not_write_through_it() {
 #[test]
 fn hardlinks_to_host_paths_are_refused() {
     let s = Scene::new();
-    let secret = s
-        .sentinel
-        .join("secret")
-        .into_os_string()
-        .into_encoded_bytes();
-    assert_refused(
-        s.apply(&[link(EntryType::Link, "hl", secret)]),
-        "hl",
-        "absolute",
-    );
-    assert_refused(
-        s.apply(&[link(EntryType::Link, "hl", "../sentinel/secret")]),
-        "hl",
-        "..",
-    );
+    let secret = s.sentinel.join("secret").into_os_string().into_encoded_bytes();
+    assert_refused(s.apply(&[link(EntryType::Link, "hl", secret)]), "hl", "absolute");
+    assert_refused(s.apply(&[link(EntryType::Link, "hl", "../sentinel/secret")]), "hl", "..");
     // Through a symlink to the sentinel: resolved inside the target, where there is no such file.
     let sentinel = s.sentinel.clone().into_os_string().into_encoded_bytes();
-    let result = s.apply(&[
-        link(EntryType::Symlink, "s", sentinel),
-        link(EntryType::Link, "hl", "s/secret"),
-    ]);
+    let result = s.apply(&[link(EntryType::Symlink, "s", sentinel), link(EntryType::Link, "hl", "s/secret")]);
     assert_refused(result, "hl", "s/secret");
     s.assert_sentinel_untouched();
 }
@@ -246,16 +170,10 @@ fn hardlinks_to_host_paths_are_refused() {
 #[test]
 fn huge_names_are_refused() {
     let s = Scene::new();
-    let huge = Raw {
-        pax_path: Some(b"d/".repeat(5000)),
-        ..file("short", b"x")
-    };
+    let huge = Raw { pax_path: Some(b"d/".repeat(5000)), ..file("short", b"x") };
     assert_refused(s.apply(&[huge]), "d/d/", "4096");
     let long_component = file(vec![b'n'; 100], b"x");
-    let long_component = Raw {
-        pax_path: Some(vec![b'n'; 300]),
-        ..long_component
-    };
+    let long_component = Raw { pax_path: Some(vec![b'n'; 300]), ..long_component };
     assert_refused(s.apply(&[long_component]), "nnnn", "255");
     s.assert_sentinel_untouched();
 }
@@ -264,21 +182,9 @@ fn huge_names_are_refused() {
 fn whiteouts_cannot_delete_outside() {
     let s = Scene::new();
     let sentinel = s.sentinel.clone().into_os_string().into_encoded_bytes();
-    s.apply(&[
-        link(EntryType::Symlink, "s", sentinel),
-        file("s/.wh.secret", b""),
-    ])
-    .unwrap();
-    assert_refused(
-        s.apply(&[file("../sentinel/.wh.secret", b"")]),
-        "../sentinel/.wh.secret",
-        "..",
-    );
-    assert_refused(
-        s.apply(&[file("../sentinel/.wh..wh..opq", b"")]),
-        "../sentinel/.wh..wh..opq",
-        "..",
-    );
+    s.apply(&[link(EntryType::Symlink, "s", sentinel), file("s/.wh.secret", b"")]).unwrap();
+    assert_refused(s.apply(&[file("../sentinel/.wh.secret", b"")]), "../sentinel/.wh.secret", "..");
+    assert_refused(s.apply(&[file("../sentinel/.wh..wh..opq", b"")]), "../sentinel/.wh..wh..opq", "..");
     s.assert_sentinel_untouched();
     assert!(Path::new(&s.target).join("s").is_symlink());
 }

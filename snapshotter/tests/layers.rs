@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{Mtimes, assert_same_tree, layout_layers};
 use strata_snapshotter::snapshot::{self, SnapshotterKind};
 use strata_snapshotter::{
-    Compression, ContentStore, DiffOptions, MetadataStore, SnapshotLayout, Snapshotter, apply,
-    apply_blob, diff, mount_all,
+    Compression, ContentStore, DiffOptions, MetadataStore, SnapshotLayout, Snapshotter, apply, apply_blob, diff,
+    mount_all,
 };
 use strata_testkit::{busybox_layout, busybox_rootfs, require_root, require_tool, run};
 
@@ -27,11 +27,7 @@ fn root(kind: SnapshotterKind) -> Root {
     let meta = Arc::new(MetadataStore::open(dir.path()).unwrap());
     let store = ContentStore::open(dir.path().join("content")).unwrap();
     let snapshotter = snapshot::open(dir.path(), meta, kind).unwrap();
-    Root {
-        dir,
-        store,
-        snapshotter,
-    }
+    Root { dir, store, snapshotter }
 }
 
 /// Prepares `key` on `parent`, mounts it, lets `change` edit the mounted tree, unmounts and commits as `name`.
@@ -72,40 +68,14 @@ fn base_tree(dir: &Path) {
     fs::write(deep.join("z".repeat(150)), b"long name").unwrap();
     fs::create_dir_all(dir.join("dev")).unwrap();
     let nod = |name: &str, ft, dev| {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            dir.join(name),
-            ft,
-            rustix::fs::Mode::from_raw_mode(0o640),
-            dev,
-        )
-        .unwrap()
+        rustix::fs::mknodat(rustix::fs::CWD, dir.join(name), ft, rustix::fs::Mode::from_raw_mode(0o640), dev).unwrap()
     };
-    nod(
-        "dev/null",
-        rustix::fs::FileType::CharacterDevice,
-        rustix::fs::makedev(1, 3),
-    );
-    nod(
-        "dev/loop9",
-        rustix::fs::FileType::BlockDevice,
-        rustix::fs::makedev(7, 9),
-    );
+    nod("dev/null", rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(1, 3));
+    nod("dev/loop9", rustix::fs::FileType::BlockDevice, rustix::fs::makedev(7, 9));
     nod("dev/fifo", rustix::fs::FileType::Fifo, 0);
-    rustix::fs::lsetxattr(
-        dir.join("etc/hosts"),
-        "user.origin",
-        b"strata",
-        rustix::fs::XattrFlags::empty(),
-    )
-    .unwrap();
-    rustix::fs::lsetxattr(
-        dir.join("etc/hosts"),
-        "trusted.secret",
-        b"\x00\x01",
-        rustix::fs::XattrFlags::empty(),
-    )
-    .unwrap();
+    rustix::fs::lsetxattr(dir.join("etc/hosts"), "user.origin", b"strata", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::lsetxattr(dir.join("etc/hosts"), "trusted.secret", b"\x00\x01", rustix::fs::XattrFlags::empty())
+        .unwrap();
     rustix::fs::chownat(
         rustix::fs::CWD,
         dir.join("etc/conf.d"),
@@ -150,36 +120,17 @@ fn overlay_layers_match_tar_and_the_mounted_tree() {
     run(Command::new("tar")
         .args(["-xzf"])
         .arg(r.store.blob_path(&l1.digest))
-        .args([
-            "--xattrs",
-            "--xattrs-include=*",
-            "--numeric-owner",
-            "-p",
-            "-C",
-        ])
+        .args(["--xattrs", "--xattrs-include=*", "--numeric-owner", "-p", "-C"])
         .arg(&by_tar));
-    with_view(&r, "l1", |view| {
-        assert_same_tree(view, &by_tar, Mtimes::NotDirs)
-    });
+    with_view(&r, "l1", |view| assert_same_tree(view, &by_tar, Mtimes::NotDirs));
 
     // strata applies both layers onto a plain directory to exactly the overlay's merged view.
     let applied = r.dir.path().join("applied");
     fs::create_dir(&applied).unwrap();
-    let layout = SnapshotLayout::Full {
-        dir: applied.clone(),
-        parent: None,
-    };
-    assert_eq!(
-        apply_blob(&r.store, &l1.digest, &layout).unwrap().diff_id,
-        l1.diff_id
-    );
-    assert_eq!(
-        apply_blob(&r.store, &l2.digest, &layout).unwrap().diff_id,
-        l2.diff_id
-    );
-    with_view(&r, "l2", |view| {
-        assert_same_tree(view, &applied, Mtimes::NotDirs)
-    });
+    let layout = SnapshotLayout::Full { dir: applied.clone(), parent: None };
+    assert_eq!(apply_blob(&r.store, &l1.digest, &layout).unwrap().diff_id, l1.diff_id);
+    assert_eq!(apply_blob(&r.store, &l2.digest, &layout).unwrap().diff_id, l2.diff_id);
+    with_view(&r, "l2", |view| assert_same_tree(view, &applied, Mtimes::NotDirs));
     assert!(!applied.join("etc/hosts").exists() && !applied.join("etc/conf.d/a.conf").exists());
 
     // The same layers applied as overlay layers give the same merged view again.
@@ -189,9 +140,7 @@ fn overlay_layers_match_tar_and_the_mounted_tree() {
     r.snapshotter.prepare("u2", Some("u1c")).unwrap();
     apply_blob(&r.store, &l2.digest, &r.snapshotter.layout("u2").unwrap()).unwrap();
     r.snapshotter.commit("u2c", "u2").unwrap();
-    with_view(&r, "u2c", |view| {
-        assert_same_tree(view, &applied, Mtimes::NotDirs)
-    });
+    with_view(&r, "u2c", |view| assert_same_tree(view, &applied, Mtimes::NotDirs));
 }
 
 #[test]
@@ -208,10 +157,7 @@ fn native_diff_by_comparison_matches_the_overlay_result() {
     assert_eq!(l2.media_type, "application/vnd.oci.image.layer.v1.tar+zstd");
     let applied = r.dir.path().join("applied");
     fs::create_dir(&applied).unwrap();
-    let layout = SnapshotLayout::Full {
-        dir: applied.clone(),
-        parent: None,
-    };
+    let layout = SnapshotLayout::Full { dir: applied.clone(), parent: None };
     apply_blob(&r.store, &l1.digest, &layout).unwrap();
     apply_blob(&r.store, &l2.digest, &layout).unwrap();
     let SnapshotLayout::Full { dir: l2_dir, .. } = r.snapshotter.layout("l2").unwrap() else {
@@ -219,18 +165,9 @@ fn native_diff_by_comparison_matches_the_overlay_result() {
     };
     assert_same_tree(&l2_dir, &applied, Mtimes::NotDirs);
     // Only what changed is in the second layer: the untouched hardlinked alias and symlinks are not.
-    let listing = run(Command::new("tar")
-        .arg("--zstd")
-        .arg("-tf")
-        .arg(r.store.blob_path(&l2.digest)));
-    assert!(
-        listing.contains("etc/.wh.hosts") && listing.contains(".wh.deep"),
-        "{listing}"
-    );
-    assert!(
-        !listing.contains("abs-link") && !listing.contains("rel-link"),
-        "{listing}"
-    );
+    let listing = run(Command::new("tar").arg("--zstd").arg("-tf").arg(r.store.blob_path(&l2.digest)));
+    assert!(listing.contains("etc/.wh.hosts") && listing.contains(".wh.deep"), "{listing}");
+    assert!(!listing.contains("abs-link") && !listing.contains("rel-link"), "{listing}");
 }
 
 #[test]
@@ -242,18 +179,9 @@ fn digests_are_reproducible_with_source_date_epoch() {
         .map(|_| {
             let r = root(SnapshotterKind::Overlay);
             build(&r, "k", "l", None, base_tree);
-            [
-                Compression::Gzip,
-                Compression::Zstd,
-                Compression::Uncompressed,
-            ]
-            .map(|c| {
-                let options = DiffOptions::new()
-                    .compression(c)
-                    .source_date_epoch(1_700_000_000);
-                diff(&r.snapshotter.layout("l").unwrap(), &r.store, &options)
-                    .unwrap()
-                    .digest
+            [Compression::Gzip, Compression::Zstd, Compression::Uncompressed].map(|c| {
+                let options = DiffOptions::new().compression(c).source_date_epoch(1_700_000_000);
+                diff(&r.snapshotter.layout("l").unwrap(), &r.store, &options).unwrap().digest
             })
         })
         .collect();
@@ -272,15 +200,7 @@ fn busybox_layer_made_by_umoci_applies() {
     assert_eq!(layers.len(), 1);
     let applied = dir.path().join("applied");
     fs::create_dir(&applied).unwrap();
-    apply_blob(
-        &store,
-        &layers[0],
-        &SnapshotLayout::Full {
-            dir: applied.clone(),
-            parent: None,
-        },
-    )
-    .unwrap();
+    apply_blob(&store, &layers[0], &SnapshotLayout::Full { dir: applied.clone(), parent: None }).unwrap();
     let expected = dir.path().join("expected");
     busybox_rootfs(&expected);
     assert_same_tree(&expected, &applied, Mtimes::Ignored);
@@ -295,28 +215,21 @@ fn umoci_whiteouts_and_opaque_dirs_apply() {
     let layout = busybox_layout(dir.path());
     let image = format!("{}:latest", layout.display());
     let bundle = dir.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle));
     let rootfs = bundle.join("rootfs");
     fs::remove_file(rootfs.join("bin/awk")).unwrap();
     fs::remove_dir_all(rootfs.join("var")).unwrap();
     fs::create_dir_all(rootfs.join("var/www")).unwrap();
     fs::write(rootfs.join("var/www/index.html"), b"hi").unwrap();
     fs::write(rootfs.join("etc/motd"), b"welcome").unwrap();
-    run(Command::new("umoci")
-        .args(["repack", "--image", &image])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["repack", "--image", &image]).arg(&bundle));
     let layers = layout_layers(&layout, "latest");
     assert_eq!(layers.len(), 2);
 
     let store = ContentStore::open(&layout).unwrap();
     let applied = dir.path().join("applied");
     fs::create_dir(&applied).unwrap();
-    let target = SnapshotLayout::Full {
-        dir: applied.clone(),
-        parent: None,
-    };
+    let target = SnapshotLayout::Full { dir: applied.clone(), parent: None };
     for layer in &layers {
         apply_blob(&store, layer, &target).unwrap();
     }
@@ -328,23 +241,12 @@ fn umoci_whiteouts_and_opaque_dirs_apply() {
     let r = root(SnapshotterKind::Overlay);
     let mut parent: Option<String> = None;
     for (i, layer) in layers.iter().enumerate() {
-        r.snapshotter
-            .prepare(&format!("p{i}"), parent.as_deref())
-            .unwrap();
-        apply_blob(
-            &store,
-            layer,
-            &r.snapshotter.layout(&format!("p{i}")).unwrap(),
-        )
-        .unwrap();
-        r.snapshotter
-            .commit(&format!("c{i}"), &format!("p{i}"))
-            .unwrap();
+        r.snapshotter.prepare(&format!("p{i}"), parent.as_deref()).unwrap();
+        apply_blob(&store, layer, &r.snapshotter.layout(&format!("p{i}")).unwrap()).unwrap();
+        r.snapshotter.commit(&format!("c{i}"), &format!("p{i}")).unwrap();
         parent = Some(format!("c{i}"));
     }
-    with_view(&r, "c1", |view| {
-        assert_same_tree(&rootfs, view, Mtimes::Ignored)
-    });
+    with_view(&r, "c1", |view| assert_same_tree(&rootfs, view, Mtimes::Ignored));
 }
 
 #[test]
@@ -354,21 +256,12 @@ fn strata_layer_unpacks_with_umoci() {
     }
     let r = root(SnapshotterKind::Overlay);
     build(&r, "k1", "l1", None, busybox_rootfs);
-    let layer = diff(
-        &r.snapshotter.layout("l1").unwrap(),
-        &r.store,
-        &DiffOptions::new(),
-    )
-    .unwrap();
+    let layer = diff(&r.snapshotter.layout("l1").unwrap(), &r.store, &DiffOptions::new()).unwrap();
     // A hand-written OCI layout around the strata layer.
     let layout = r.dir.path().join("layout");
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
-    fs::copy(
-        r.store.blob_path(&layer.digest),
-        blobs.join(layer.digest.hex()),
-    )
-    .unwrap();
+    fs::copy(r.store.blob_path(&layer.digest), blobs.join(layer.digest.hex())).unwrap();
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "config": {},
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]}
@@ -384,23 +277,14 @@ fn strata_layer_unpacks_with_umoci() {
     .to_string();
     let manifest_digest = strata_snapshotter::Digest::of(manifest.as_bytes());
     fs::write(blobs.join(manifest_digest.hex()), &manifest).unwrap();
-    fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
+    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest.to_string(),
         "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]});
     fs::write(layout.join("index.json"), index.to_string()).unwrap();
     let bundle = r.dir.path().join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:latest", layout.display()))
-        .arg(&bundle));
-    with_view(&r, "l1", |view| {
-        assert_same_tree(view, &bundle.join("rootfs"), Mtimes::NotDirs)
-    });
+    run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", layout.display())).arg(&bundle));
+    with_view(&r, "l1", |view| assert_same_tree(view, &bundle.join("rootfs"), Mtimes::NotDirs));
 }
 
 #[test]
@@ -410,46 +294,17 @@ fn a_corrupted_blob_is_refused() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("f"), b"data").unwrap();
     let store = ContentStore::open(dir.path().join("content")).unwrap();
-    let layer = diff(
-        &SnapshotLayout::Full {
-            dir: src,
-            parent: None,
-        },
-        &store,
-        &DiffOptions::new(),
-    )
-    .unwrap();
+    let layer = diff(&SnapshotLayout::Full { dir: src, parent: None }, &store, &DiffOptions::new()).unwrap();
     let mut bytes = fs::read(store.blob_path(&layer.digest)).unwrap();
     let wrong = strata_snapshotter::Digest::of(b"something else");
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
-    let err = apply(
-        &bytes[..],
-        Some(&wrong),
-        &SnapshotLayout::Full {
-            dir: out,
-            parent: None,
-        },
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, strata_snapshotter::Error::DigestMismatch { .. }),
-        "{err}"
-    );
+    let err = apply(&bytes[..], Some(&wrong), &SnapshotLayout::Full { dir: out, parent: None }).unwrap_err();
+    assert!(matches!(err, strata_snapshotter::Error::DigestMismatch { .. }), "{err}");
     bytes.truncate(bytes.len() / 2);
     let out = dir.path().join("out2");
     fs::create_dir(&out).unwrap();
-    assert!(
-        apply(
-            &bytes[..],
-            None,
-            &SnapshotLayout::Full {
-                dir: out,
-                parent: None
-            }
-        )
-        .is_err()
-    );
+    assert!(apply(&bytes[..], None, &SnapshotLayout::Full { dir: out, parent: None }).is_err());
 }
 
 #[test]
@@ -478,32 +333,20 @@ fn gnu_tar_layers_with_an_opaque_dir_and_whiteouts_apply() {
         .enumerate()
         .map(|(i, src)| {
             let blob = dir.path().join(format!("l{i}.tar.gz"));
-            run(Command::new("tar")
-                .arg("-czf")
-                .arg(&blob)
-                .arg("-C")
-                .arg(src)
-                .arg("."));
+            run(Command::new("tar").arg("-czf").arg(&blob).arg("-C").arg(src).arg("."));
             blob
         })
         .collect();
     let expected = dir.path().join("expected");
     for f in ["etc/new", "bin/keep", "bin/y"] {
         fs::create_dir_all(expected.join(f).parent().unwrap()).unwrap();
-        let source = if upper.join(f).exists() {
-            upper.join(f)
-        } else {
-            lower.join(f)
-        };
+        let source = if upper.join(f).exists() { upper.join(f) } else { lower.join(f) };
         fs::copy(source, expected.join(f)).unwrap();
     }
 
     let applied = dir.path().join("applied");
     fs::create_dir(&applied).unwrap();
-    let target = SnapshotLayout::Full {
-        dir: applied.clone(),
-        parent: None,
-    };
+    let target = SnapshotLayout::Full { dir: applied.clone(), parent: None };
     for blob in &layers {
         apply(fs::File::open(blob).unwrap(), None, &target).unwrap();
     }
@@ -512,21 +355,10 @@ fn gnu_tar_layers_with_an_opaque_dir_and_whiteouts_apply() {
     let r = root(SnapshotterKind::Overlay);
     let mut parent: Option<String> = None;
     for (i, blob) in layers.iter().enumerate() {
-        r.snapshotter
-            .prepare(&format!("p{i}"), parent.as_deref())
-            .unwrap();
-        apply(
-            fs::File::open(blob).unwrap(),
-            None,
-            &r.snapshotter.layout(&format!("p{i}")).unwrap(),
-        )
-        .unwrap();
-        r.snapshotter
-            .commit(&format!("c{i}"), &format!("p{i}"))
-            .unwrap();
+        r.snapshotter.prepare(&format!("p{i}"), parent.as_deref()).unwrap();
+        apply(fs::File::open(blob).unwrap(), None, &r.snapshotter.layout(&format!("p{i}")).unwrap()).unwrap();
+        r.snapshotter.commit(&format!("c{i}"), &format!("p{i}")).unwrap();
         parent = Some(format!("c{i}"));
     }
-    with_view(&r, "c1", |view| {
-        assert_same_tree(&expected, view, Mtimes::Ignored)
-    });
+    with_view(&r, "c1", |view| assert_same_tree(&expected, view, Mtimes::Ignored));
 }

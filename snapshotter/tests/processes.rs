@@ -20,47 +20,28 @@ fn child() {
         return;
     };
     let root = Path::new(&root);
-    let rounds: u64 = std::env::var(CHILD_ROUNDS)
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(u64::MAX);
+    let rounds: u64 = std::env::var(CHILD_ROUNDS).ok().and_then(|r| r.parse().ok()).unwrap_or(u64::MAX);
     let store = ContentStore::open(root.join("content")).unwrap();
     let meta = MetadataStore::open(root).unwrap();
     let pid = std::process::id();
     for i in 0..rounds {
         // Blobs big enough that a kill often lands mid-write.
-        let payload: Vec<u8> = format!("{pid}-{i}-")
-            .bytes()
-            .cycle()
-            .take(64 * 1024 + (i as usize % 4096))
-            .collect();
+        let payload: Vec<u8> = format!("{pid}-{i}-").bytes().cycle().take(64 * 1024 + (i as usize % 4096)).collect();
         let digest = store.write_bytes(&payload).unwrap();
         let name = format!("img-{pid}-{i}");
         meta.put_image(&name, &digest).unwrap();
-        meta.add_ref(&image_owner(&name), &RefTarget::Blob(digest.clone()))
-            .unwrap();
-        meta.put_cache(
-            &format!("key-{pid}-{i}"),
-            &serde_json::json!({ "blob": digest.to_string() }),
-        )
-        .unwrap();
-        meta.add_ref(
-            &cache_owner(&format!("key-{pid}-{i}")),
-            &RefTarget::Blob(digest),
-        )
-        .unwrap();
+        meta.add_ref(&image_owner(&name), &RefTarget::Blob(digest.clone())).unwrap();
+        meta.put_cache(&format!("key-{pid}-{i}"), &serde_json::json!({ "blob": digest.to_string() })).unwrap();
+        meta.add_ref(&cache_owner(&format!("key-{pid}-{i}")), &RefTarget::Blob(digest)).unwrap();
         let key = format!("snap-{pid}-{i}");
-        meta.insert_snapshot(&key, None, SnapshotKind::Active)
-            .unwrap();
+        meta.insert_snapshot(&key, None, SnapshotKind::Active).unwrap();
         meta.commit_snapshot(&key, &format!("{key}-c"), i).unwrap();
     }
 }
 
 fn spawn_child(root: &Path, rounds: Option<u64>) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--test-threads=1"])
-        .env(CHILD_ROOT, root)
-        .stdout(std::process::Stdio::null());
+    cmd.args(["--exact", "child", "--test-threads=1"]).env(CHILD_ROOT, root).stdout(std::process::Stdio::null());
     if let Some(rounds) = rounds {
         cmd.env(CHILD_ROUNDS, rounds.to_string());
     }
@@ -70,24 +51,15 @@ fn spawn_child(root: &Path, rounds: Option<u64>) -> Child {
 /// Every image record points at a blob that exists and hashes to its name; the database answers.
 fn assert_consistent(root: &Path) -> usize {
     let store = ContentStore::open(root.join("content")).unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(root.join("content/ingest"))
-        .unwrap()
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "temp files survived open: {leftovers:?}"
-    );
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("content/ingest")).unwrap().collect();
+    assert!(leftovers.is_empty(), "temp files survived open: {leftovers:?}");
     for (digest, _) in store.walk().unwrap() {
         store.verify(&digest).unwrap();
     }
     let meta = MetadataStore::open(root).unwrap();
     let images = meta.images().unwrap();
     for image in &images {
-        assert!(
-            store.exists(&image.manifest),
-            "{} points at a missing blob",
-            image.name
-        );
+        assert!(store.exists(&image.manifest), "{} points at a missing blob", image.name);
     }
     meta.refs().unwrap();
     meta.caches().unwrap();
@@ -105,11 +77,7 @@ fn concurrent_processes_and_threads_all_land() {
             s.spawn(move || {
                 let meta = MetadataStore::open(root).unwrap();
                 for i in 0..40 {
-                    meta.put_image(
-                        &format!("thread-{t}-{i}"),
-                        &strata_snapshotter::Digest::of(&[t, i]),
-                    )
-                    .unwrap();
+                    meta.put_image(&format!("thread-{t}-{i}"), &strata_snapshotter::Digest::of(&[t, i])).unwrap();
                 }
             });
         }
@@ -125,11 +93,7 @@ fn concurrent_processes_and_threads_all_land() {
 #[test]
 fn writers_killed_at_random_points_leave_a_consistent_root() {
     let dir = tempfile::tempdir().unwrap();
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
+    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64 | 1;
     for _ in 0..30 {
         let mut child = spawn_child(dir.path(), None);
         // xorshift: a different kill point every round, no dependency needed.

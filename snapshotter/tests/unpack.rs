@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use common::{Mtimes, assert_same_tree, layout_layers_with_diff_ids};
 use strata_snapshotter::snapshot::{self, SnapshotterKind};
-use strata_snapshotter::{
-    ContentStore, Error, MetadataStore, SnapshotKind, mount_all, snapshot_key_of, unpack,
-};
+use strata_snapshotter::{ContentStore, Error, MetadataStore, SnapshotKind, mount_all, snapshot_key_of, unpack};
 use strata_testkit::{busybox_layout, require_root, run};
 
 /// A busybox layout tagged `latest` (one layer) and `two` (that layer plus one deleting and adding files).
@@ -19,16 +17,12 @@ fn two_images(dir: &Path) -> std::path::PathBuf {
     let layout = busybox_layout(dir);
     let bundle = dir.join("bundle");
     let latest = format!("{}:latest", layout.display());
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &latest])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["unpack", "--image", &latest]).arg(&bundle));
     let rootfs = bundle.join("rootfs");
     fs::remove_file(rootfs.join("bin/awk")).unwrap();
     fs::write(rootfs.join("etc/motd"), b"second layer\n").unwrap();
     let two = format!("{}:two", layout.display());
-    run(Command::new("umoci")
-        .args(["repack", "--image", &two])
-        .arg(&bundle));
+    run(Command::new("umoci").args(["repack", "--image", &two]).arg(&bundle));
     layout
 }
 
@@ -36,9 +30,7 @@ fn two_images(dir: &Path) -> std::path::PathBuf {
 fn umoci_rootfs(layout: &Path, tag: &str, dir: &Path) -> std::path::PathBuf {
     let rootfs = dir.join(format!("umoci-{tag}"));
     let image = format!("{}:{tag}", layout.display());
-    run(Command::new("umoci")
-        .args(["raw", "unpack", "--image", &image])
-        .arg(&rootfs));
+    run(Command::new("umoci").args(["raw", "unpack", "--image", &image]).arg(&rootfs));
     rootfs
 }
 
@@ -56,19 +48,11 @@ fn unpacks_like_umoci(kind: SnapshotterKind) {
     assert_eq!(two[0], base[0], "the images share their base layer");
 
     let base_key = unpack(&content, snapshotter.as_ref(), &base).unwrap();
-    assert_eq!(
-        base_key,
-        base[0].1.to_string(),
-        "a base layer's chain ID is its diffID"
-    );
+    assert_eq!(base_key, base[0].1.to_string(), "a base layer's chain ID is its diffID");
     let top = unpack(&content, snapshotter.as_ref(), &two).unwrap();
     assert_eq!(Some(top.clone()), snapshot_key_of(&two));
     let snapshots = meta.snapshots().unwrap();
-    assert_eq!(
-        snapshots.len(),
-        2,
-        "the base snapshot is shared: {snapshots:?}"
-    );
+    assert_eq!(snapshots.len(), 2, "the base snapshot is shared: {snapshots:?}");
     assert!(snapshots.iter().all(|s| s.kind == SnapshotKind::Committed));
     assert_eq!(snapshots[1].parent.as_deref(), Some(base_key.as_str()));
 
@@ -124,25 +108,9 @@ fn a_corrupt_layer_leaves_no_snapshot() {
     let meta = Arc::new(MetadataStore::open(&root).unwrap());
     let snapshotter = snapshot::open(&root, meta.clone(), snapshot::probe(&root)).unwrap();
     let err = unpack(&content, snapshotter.as_ref(), &layers).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::DigestMismatch { .. } | Error::Io { .. } | Error::Apply { .. }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        meta.snapshots().unwrap(),
-        vec![],
-        "nothing is committed or left active"
-    );
-    assert!(
-        fs::read_dir(root.join("snapshots"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "no snapshot directory is left"
-    );
+    assert!(matches!(err, Error::DigestMismatch { .. } | Error::Io { .. } | Error::Apply { .. }), "{err}");
+    assert_eq!(meta.snapshots().unwrap(), vec![], "nothing is committed or left active");
+    assert!(fs::read_dir(root.join("snapshots")).unwrap().next().is_none(), "no snapshot directory is left");
 }
 
 #[test]
@@ -169,22 +137,10 @@ fn concurrent_unpacks_of_the_same_layers_share_one_snapshot_each() {
             .collect();
         unpackers.into_iter().map(|u| u.join().unwrap()).collect()
     });
-    assert!(
-        tops.iter()
-            .all(|t| Some(t) == snapshot_key_of(&layers).as_ref()),
-        "{tops:?}"
-    );
+    assert!(tops.iter().all(|t| Some(t) == snapshot_key_of(&layers).as_ref()), "{tops:?}");
     let snapshots = MetadataStore::open(&root).unwrap().snapshots().unwrap();
     let keys: Vec<&str> = snapshots.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(
-        keys.len(),
-        2,
-        "one committed snapshot per layer, no leftovers: {keys:?}"
-    );
+    assert_eq!(keys.len(), 2, "one committed snapshot per layer, no leftovers: {keys:?}");
     assert!(snapshots.iter().all(|s| s.kind == SnapshotKind::Committed));
-    assert_eq!(
-        fs::read_dir(root.join("snapshots")).unwrap().count(),
-        2,
-        "the losers' directories are gone"
-    );
+    assert_eq!(fs::read_dir(root.join("snapshots")).unwrap().count(), 2, "the losers' directories are gone");
 }

@@ -69,11 +69,7 @@ pub(super) fn parse_copy(node: &Node, kind: CopyKind) -> Result<CopyArgs, String
         CopyKind::Copy => ("COPY", COPY_FLAGS),
         CopyKind::Add => ("ADD", ADD_FLAGS),
     };
-    let Some((dest, sources)) = node
-        .args
-        .split_last()
-        .filter(|(_, sources)| !sources.is_empty())
-    else {
+    let Some((dest, sources)) = node.args.split_last().filter(|(_, sources)| !sources.is_empty()) else {
         return Err(format!(
             "{instruction} requires at least two arguments, but only one was provided. Destination could not be determined"
         ));
@@ -82,9 +78,7 @@ pub(super) fn parse_copy(node: &Node, kind: CopyKind) -> Result<CopyArgs, String
     // JSON-form arguments are literal file names, never heredoc markers.
     let is_marker = |word: &str| !node.json && marker(word).is_some();
     if is_marker(dest) {
-        return Err(format!(
-            "{instruction} cannot accept a heredoc as a destination"
-        ));
+        return Err(format!("{instruction} cannot accept a heredoc as a destination"));
     }
     let mut args = CopyArgs {
         dest: dest.clone(),
@@ -102,12 +96,8 @@ pub(super) fn parse_copy(node: &Node, kind: CopyKind) -> Result<CopyArgs, String
     for source in sources {
         match marker(source).filter(|_| is_marker(source)) {
             Some(found) => {
-                let body = node
-                    .heredocs
-                    .iter()
-                    .find(|doc| doc.name == found.name)
-                    .map(Heredoc::body)
-                    .unwrap_or_default();
+                let body =
+                    node.heredocs.iter().find(|doc| doc.name == found.name).map(Heredoc::body).unwrap_or_default();
                 args.heredocs.push(Heredoc {
                     name: found.name,
                     content: body,

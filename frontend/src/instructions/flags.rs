@@ -36,11 +36,7 @@ impl Flags {
             };
             let Some(&(name, kind)) = specs.iter().find(|(known, _)| *known == name) else {
                 let names: Vec<&str> = specs.iter().map(|(known, _)| *known).collect();
-                return Err(with_suggestion(
-                    format!("unknown flag: --{name}"),
-                    name,
-                    &names,
-                ));
+                return Err(with_suggestion(format!("unknown flag: --{name}"), name, &names));
             };
             if kind != FlagKind::Strings && flags.values.iter().any(|(seen, _)| *seen == name) {
                 return Err(format!("duplicate flag specified: {name}"));
@@ -51,9 +47,7 @@ impl Flags {
                     "true" | "" => "true".to_owned(),
                     "false" => "false".to_owned(),
                     _ => {
-                        return Err(format!(
-                            "expecting boolean value for flag {name}, not: {value}"
-                        ));
+                        return Err(format!("expecting boolean value for flag {name}, not: {value}"));
                     }
                 },
                 (_, None) => return Err(format!("missing a value on flag: {name}")),
@@ -66,19 +60,12 @@ impl Flags {
 
     /// The value of a single-valued flag, if given.
     pub fn string(&self, name: &str) -> Option<String> {
-        self.values
-            .iter()
-            .find(|(seen, _)| *seen == name)
-            .map(|(_, value)| value.clone())
+        self.values.iter().find(|(seen, _)| *seen == name).map(|(_, value)| value.clone())
     }
 
     /// Every value of a repeatable flag, in order.
     pub fn strings(&self, name: &str) -> Vec<String> {
-        self.values
-            .iter()
-            .filter(|(seen, _)| *seen == name)
-            .map(|(_, value)| value.clone())
-            .collect()
+        self.values.iter().filter(|(seen, _)| *seen == name).map(|(_, value)| value.clone()).collect()
     }
 
     /// A boolean flag's value, if given.
@@ -91,17 +78,10 @@ impl Flags {
 mod tests {
     use super::*;
 
-    const SPECS: FlagSpecs = &[
-        ("link", FlagKind::Bool),
-        ("from", FlagKind::String),
-        ("mount", FlagKind::Strings),
-    ];
+    const SPECS: FlagSpecs = &[("link", FlagKind::Bool), ("from", FlagKind::String), ("mount", FlagKind::Strings)];
 
     fn parse(raw: &[&str]) -> Result<Flags, String> {
-        Flags::parse(
-            &raw.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            SPECS,
-        )
+        Flags::parse(&raw.iter().map(|s| s.to_string()).collect::<Vec<_>>(), SPECS)
     }
 
     #[test]
@@ -116,22 +96,10 @@ mod tests {
 
     #[test]
     fn errors_in_buildkit_words() {
-        assert_eq!(
-            parse(&["--mont=x"]).unwrap_err(),
-            "unknown flag: --mont (did you mean mount?)"
-        );
+        assert_eq!(parse(&["--mont=x"]).unwrap_err(), "unknown flag: --mont (did you mean mount?)");
         assert_eq!(parse(&["--boo"]).unwrap_err(), "unknown flag: --boo");
-        assert_eq!(
-            parse(&["--from=a", "--from=b"]).unwrap_err(),
-            "duplicate flag specified: from"
-        );
-        assert_eq!(
-            parse(&["--from"]).unwrap_err(),
-            "missing a value on flag: from"
-        );
-        assert_eq!(
-            parse(&["--link=maybe"]).unwrap_err(),
-            "expecting boolean value for flag link, not: maybe"
-        );
+        assert_eq!(parse(&["--from=a", "--from=b"]).unwrap_err(), "duplicate flag specified: from");
+        assert_eq!(parse(&["--from"]).unwrap_err(), "missing a value on flag: from");
+        assert_eq!(parse(&["--link=maybe"]).unwrap_err(), "expecting boolean value for flag link, not: maybe");
     }
 }

@@ -29,18 +29,14 @@ pub(super) fn parse_healthcheck(node: &Node) -> Result<Option<HealthConfig>, Str
         return Err("missing command after HEALTHCHECK CMD".into());
     }
     let test = if node.json {
-        std::iter::once("CMD".to_owned())
-            .chain(command.iter().cloned())
-            .collect()
+        std::iter::once("CMD".to_owned()).chain(command.iter().cloned()).collect()
     } else {
         vec!["CMD-SHELL".to_owned(), command.join(" ")]
     };
     let retries = match flags.string("retries") {
         None => 0,
         Some(text) => {
-            let retries: i64 = text
-                .parse()
-                .map_err(|_| format!("invalid --retries value {text:?}: not an integer"))?;
+            let retries: i64 = text.parse().map_err(|_| format!("invalid --retries value {text:?}: not an integer"))?;
             if retries < 0 {
                 return Err(format!("--retries cannot be negative ({retries})"));
             }
@@ -62,8 +58,7 @@ fn interval(flags: &Flags, name: &str) -> Result<i64, String> {
     let Some(text) = flags.string(name) else {
         return Ok(0);
     };
-    let nanos =
-        go_duration_nanos(&text).ok_or_else(|| format!("time: invalid duration \"{text}\""))?;
+    let nanos = go_duration_nanos(&text).ok_or_else(|| format!("time: invalid duration \"{text}\""))?;
     if nanos != 0 && nanos < 1_000_000 {
         return Err(format!("Interval \"{name}\" cannot be less than 1ms"));
     }
@@ -84,12 +79,9 @@ pub fn go_duration_nanos(text: &str) -> Option<i128> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let unit_end = rest[number_end..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .map_or(rest.len(), |i| number_end + i);
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let unit_end =
+            rest[number_end..].find(|c: char| c.is_ascii_digit() || c == '.').map_or(rest.len(), |i| number_end + i);
         let (number, unit) = (&rest[..number_end], &rest[number_end..unit_end]);
         if number.is_empty() || number == "." {
             return None;

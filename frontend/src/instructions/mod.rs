@@ -8,8 +8,8 @@ mod mount;
 
 pub use copy::CopyArgs;
 pub use healthcheck::go_duration_nanos;
-pub use mount::{MountSpec, MountType, parse_mount};
 pub(crate) use mount::raw_from;
+pub use mount::{MountSpec, MountType, parse_mount};
 
 use crate::error::Error;
 use crate::parser::{Heredoc, Node};
@@ -49,19 +49,9 @@ pub struct ArgDecl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Instruction {
     /// `FROM [--platform=p] image [AS name]`; the stage name is lower-cased.
-    From {
-        image: String,
-        platform: Option<String>,
-        name: Option<String>,
-    },
+    From { image: String, platform: Option<String>, name: Option<String> },
     /// `RUN [--mount=...] [--network=...] [--security=...] command`; mounts are raw (parse with [`parse_mount`] after expansion).
-    Run {
-        cmd: Command,
-        mounts: Vec<String>,
-        network: Option<String>,
-        security: Option<String>,
-        heredocs: Vec<Heredoc>,
-    },
+    Run { cmd: Command, mounts: Vec<String>, network: Option<String>, security: Option<String>, heredocs: Vec<Heredoc> },
     /// `CMD`.
     Cmd(Command),
     /// `ENTRYPOINT`.
@@ -89,10 +79,7 @@ pub enum Instruction {
     /// `WORKDIR path`.
     Workdir(String),
     /// `ONBUILD instruction`: the parsed trigger and its text (heredoc bodies appended) to store in the image.
-    Onbuild {
-        trigger: Box<Instruction>,
-        expression: String,
-    },
+    Onbuild { trigger: Box<Instruction>, expression: String },
     /// `STOPSIGNAL signal`.
     Stopsignal(String),
     /// `HEALTHCHECK`; `None` is `HEALTHCHECK NONE`.
@@ -183,11 +170,7 @@ fn typed(node: &Node) -> Result<Instruction, String> {
         "healthcheck" => Instruction::Healthcheck(parse_healthcheck(node)?),
         _ => {
             let written = node.original.split_whitespace().next().unwrap_or_default();
-            return Err(with_suggestion(
-                format!("unknown instruction: {written}"),
-                written,
-                &INSTRUCTIONS,
-            ));
+            return Err(with_suggestion(format!("unknown instruction: {written}"), written, &INSTRUCTIONS));
         }
     })
 }
@@ -200,9 +183,7 @@ fn parse_from(node: &Node) -> Result<Instruction, String> {
         [image, keyword, name] if keyword.eq_ignore_ascii_case("as") => {
             let name = name.to_lowercase();
             let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-                && name.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
-                });
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
             if !valid {
                 return Err(format!(
                     "invalid name for build stage: \"{name}\", name can't start with a number or contain symbols"
@@ -212,58 +193,29 @@ fn parse_from(node: &Node) -> Result<Instruction, String> {
         }
         _ => return Err("FROM requires either one or three arguments".into()),
     };
-    Ok(Instruction::From {
-        image: image.clone(),
-        platform: flags.string("platform"),
-        name,
-    })
+    Ok(Instruction::From { image: image.clone(), platform: flags.string("platform"), name })
 }
 
 /// RUN's command and flags.
 fn parse_run(node: &Node) -> Result<Instruction, String> {
     let flags = Flags::parse(
         &node.flags,
-        &[
-            ("mount", FlagKind::Strings),
-            ("network", FlagKind::String),
-            ("security", FlagKind::String),
-        ],
+        &[("mount", FlagKind::Strings), ("network", FlagKind::String), ("security", FlagKind::String)],
     )?;
     let mounts = flags.strings("mount");
     for raw in &mounts {
         mount::check_from_is_literal(raw)?;
     }
     let network = flags.string("network");
-    if let Some(mode) = network
-        .as_deref()
-        .filter(|mode| !matches!(*mode, "default" | "none" | "host"))
-    {
+    if let Some(mode) = network.as_deref().filter(|mode| !matches!(*mode, "default" | "none" | "host")) {
         return Err(format!("network mode \"{mode}\" not supported by buildkit"));
     }
     let security = flags.string("security");
-    if let Some(mode) = security
-        .as_deref()
-        .filter(|mode| !matches!(*mode, "sandbox" | "insecure"))
-    {
-        return Err(format!(
-            "security mode \"{mode}\" not supported by buildkit"
-        ));
+    if let Some(mode) = security.as_deref().filter(|mode| !matches!(*mode, "sandbox" | "insecure")) {
+        return Err(format!("security mode \"{mode}\" not supported by buildkit"));
     }
-    let heredocs = node
-        .heredocs
-        .iter()
-        .map(|doc| Heredoc {
-            content: doc.body(),
-            ..doc.clone()
-        })
-        .collect();
-    Ok(Instruction::Run {
-        cmd: command(node),
-        mounts,
-        network,
-        security,
-        heredocs,
-    })
+    let heredocs = node.heredocs.iter().map(|doc| Heredoc { content: doc.body(), ..doc.clone() }).collect();
+    Ok(Instruction::Run { cmd: command(node), mounts, network, security, heredocs })
 }
 
 /// ONBUILD's trigger: any instruction except ONBUILD, FROM and MAINTAINER.
@@ -275,18 +227,12 @@ fn parse_onbuild(node: &Node) -> Result<Instruction, String> {
     match next.keyword.as_str() {
         "onbuild" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
         "from" | "maintainer" => {
-            return Err(format!(
-                "{} isn't allowed as an ONBUILD trigger",
-                next.keyword.to_uppercase()
-            ));
+            return Err(format!("{} isn't allowed as an ONBUILD trigger", next.keyword.to_uppercase()));
         }
         _ => {}
     }
     // Heredocs hang off the ONBUILD node; the trigger needs them to know its sources and script.
-    let trigger_node = Node {
-        heredocs: node.heredocs.clone(),
-        ..next.clone()
-    };
+    let trigger_node = Node { heredocs: node.heredocs.clone(), ..next.clone() };
     let trigger = typed(&trigger_node)?;
     let mut expression = next.original.trim().to_owned();
     for doc in &node.heredocs {
@@ -294,19 +240,12 @@ fn parse_onbuild(node: &Node) -> Result<Instruction, String> {
         expression.push_str(&doc.content);
         expression.push_str(&doc.name);
     }
-    Ok(Instruction::Onbuild {
-        trigger: Box::new(trigger),
-        expression,
-    })
+    Ok(Instruction::Onbuild { trigger: Box::new(trigger), expression })
 }
 
 /// CMD/ENTRYPOINT/RUN: exec form from a JSON array, otherwise the shell command line.
 fn command(node: &Node) -> Command {
-    if node.json {
-        Command::Exec(node.args.clone())
-    } else {
-        Command::Shell(node.args.join(" "))
-    }
+    if node.json { Command::Exec(node.args.clone()) } else { Command::Shell(node.args.join(" ")) }
 }
 
 /// The single argument of MAINTAINER, USER, WORKDIR and STOPSIGNAL.
@@ -335,10 +274,7 @@ fn key_values(args: &[String], instruction: &str) -> Result<Vec<KeyValue>, Strin
     args.chunks(3)
         .map(|triple| match triple {
             [key, _, _] if key.is_empty() => Err(format!("{instruction} names can not be blank")),
-            [key, value, _] => Ok(KeyValue {
-                key: key.clone(),
-                value: value.clone(),
-            }),
+            [key, value, _] => Ok(KeyValue { key: key.clone(), value: value.clone() }),
             _ => Err(format!("Bad input to {instruction}, too many arguments")),
         })
         .collect()
@@ -358,10 +294,7 @@ fn arg_decls(args: &[String]) -> Result<Vec<ArgDecl>, String> {
             if name.is_empty() {
                 return Err("ARG names can not be blank".to_owned());
             }
-            Ok(ArgDecl {
-                name: name.to_owned(),
-                default,
-            })
+            Ok(ArgDecl { name: name.to_owned(), default })
         })
         .collect()
 }

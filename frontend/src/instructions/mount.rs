@@ -30,15 +30,7 @@ impl MountType {
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Bind,
-            Self::Cache,
-            Self::Tmpfs,
-            Self::Secret,
-            Self::Ssh,
-        ]
-        .into_iter()
-        .find(|t| t.name() == name)
+        [Self::Bind, Self::Cache, Self::Tmpfs, Self::Secret, Self::Ssh].into_iter().find(|t| t.name() == name)
     }
 
     /// Whether mode, uid and gid apply: only to the mounts BuildKit creates files for.
@@ -104,22 +96,16 @@ const MOUNT_KEYS: [&str; 19] = [
 
 /// Parses an already-expanded `--mount` value.
 pub fn parse_mount(value: &str) -> Result<MountSpec, Error> {
-    parse_fields(value).map_err(|message| Error::Mount {
-        value: value.to_owned(),
-        message,
-    })
+    parse_fields(value).map_err(|message| Error::Mount { value: value.to_owned(), message })
 }
 
 /// The `from=` values of a raw (unexpanded) mount, to reject variables there before expansion, as BuildKit does.
 pub(super) fn check_from_is_literal(raw: &str) -> Result<(), String> {
     let fields = csv_fields(raw)?;
-    let uses_variable =
-        fields
-            .iter()
-            .filter_map(|field| field.split_once('='))
-            .any(|(key, value)| {
-                key.eq_ignore_ascii_case("from") && value.trim_end_matches('$').contains('$')
-            });
+    let uses_variable = fields
+        .iter()
+        .filter_map(|field| field.split_once('='))
+        .any(|(key, value)| key.eq_ignore_ascii_case("from") && value.trim_end_matches('$').contains('$'));
     if uses_variable {
         return Err("'from' doesn't support variable expansion, define alias stage instead".into());
     }
@@ -156,19 +142,12 @@ fn parse_fields(value: &str) -> Result<MountSpec, String> {
             Some((key, value)) => (key.to_lowercase(), Some(value)),
             None => (field.to_lowercase(), None),
         };
-        let unexpected_for_type = || {
-            format!(
-                "unexpected key '{key}' for mount type '{}'",
-                mount.kind.name()
-            )
-        };
+        let unexpected_for_type = || format!("unexpected key '{key}' for mount type '{}'", mount.kind.name());
         let Some(value) = value else {
             match key.as_str() {
                 "readonly" | "ro" => mount.read_only = true,
                 "readwrite" | "rw" => mount.read_only = false,
-                "required" if matches!(mount.kind, MountType::Secret | MountType::Ssh) => {
-                    mount.required = true
-                }
+                "required" if matches!(mount.kind, MountType::Secret | MountType::Ssh) => mount.required = true,
                 "required" => return Err(unexpected_for_type()),
                 _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
             }
@@ -179,11 +158,7 @@ fn parse_fields(value: &str) -> Result<MountSpec, String> {
         match key.as_str() {
             "type" => {
                 mount.kind = MountType::from_name(&value.to_lowercase()).ok_or_else(|| {
-                    with_suggestion(
-                        format!("unsupported mount type \"{value}\""),
-                        value,
-                        &MountType::NAMES,
-                    )
+                    with_suggestion(format!("unsupported mount type \"{value}\""), value, &MountType::NAMES)
                 })?;
             }
             "from" => mount.from = Some(value.to_owned()),
@@ -216,32 +191,14 @@ fn parse_fields(value: &str) -> Result<MountSpec, String> {
                 sharing_given = true;
             }
             "mode" => {
-                mount.mode = Some(
-                    u32::from_str_radix(value, 8)
-                        .map_err(|_| format!("invalid value {value} for mode"))?,
-                );
+                mount.mode =
+                    Some(u32::from_str_radix(value, 8).map_err(|_| format!("invalid value {value} for mode"))?);
             }
-            "uid" => {
-                mount.uid = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("invalid value {value} for uid"))?,
-                )
-            }
-            "gid" => {
-                mount.gid = Some(
-                    value
-                        .parse()
-                        .map_err(|_| format!("invalid value {value} for gid"))?,
-                )
-            }
+            "uid" => mount.uid = Some(value.parse().map_err(|_| format!("invalid value {value} for uid"))?),
+            "gid" => mount.gid = Some(value.parse().map_err(|_| format!("invalid value {value} for gid"))?),
             "env" => mount.env = Some(value.to_owned()),
             _ => {
-                return Err(with_suggestion(
-                    format!("unexpected key '{key}' in '{field}'"),
-                    &key,
-                    &MOUNT_KEYS,
-                ));
+                return Err(with_suggestion(format!("unexpected key '{key}' in '{field}'"), &key, &MOUNT_KEYS));
             }
         }
     }
@@ -249,19 +206,13 @@ fn parse_fields(value: &str) -> Result<MountSpec, String> {
 }
 
 /// Checks combinations that depend on the final type and fills in BuildKit's defaults.
-fn validate_and_default(
-    mut mount: MountSpec,
-    read_only_given: bool,
-    sharing_given: bool,
-) -> Result<MountSpec, String> {
+fn validate_and_default(mut mount: MountSpec, read_only_given: bool, sharing_given: bool) -> Result<MountSpec, String> {
     let kind = mount.kind;
     let type_name = kind.name();
     if !kind.has_file_info() {
         for (name, given) in [("mode", mount.mode), ("uid", mount.uid), ("gid", mount.gid)] {
             if given.is_some() {
-                return Err(format!(
-                    "{name} not allowed for \"{type_name}\" type mounts"
-                ));
+                return Err(format!("{name} not allowed for \"{type_name}\" type mounts"));
             }
         }
     }
@@ -274,13 +225,7 @@ fn validate_and_default(
     if !read_only_given {
         mount.read_only = !matches!(kind, MountType::Cache | MountType::Tmpfs);
     }
-    let base_name = |path: &str| {
-        path.trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let base_name = |path: &str| path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
     match kind {
         MountType::Cache => {
             mount.id = mount.id.or_else(|| mount.target.clone());
@@ -292,9 +237,7 @@ fn validate_and_default(
                 return Err("one of source, target, id should be defined for secret mount".into());
             };
             if mount.env.is_none() {
-                mount
-                    .target
-                    .get_or_insert_with(|| format!("/run/secrets/{}", base_name(&id)));
+                mount.target.get_or_insert_with(|| format!("/run/secrets/{}", base_name(&id)));
             }
             mount.mode.get_or_insert(0o400);
         }
@@ -325,10 +268,7 @@ fn csv_fields(record: &str) -> Result<Vec<String>, String> {
             loop {
                 match chars.next() {
                     None => {
-                        return Err(
-                            "failed to parse csv mounts: extraneous or missing \" in quoted-field"
-                                .into(),
-                        );
+                        return Err("failed to parse csv mounts: extraneous or missing \" in quoted-field".into());
                     }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
@@ -339,9 +279,7 @@ fn csv_fields(record: &str) -> Result<Vec<String>, String> {
                 }
             }
             if !matches!(chars.peek(), None | Some(',')) {
-                return Err(
-                    "failed to parse csv mounts: extraneous or missing \" in quoted-field".into(),
-                );
+                return Err("failed to parse csv mounts: extraneous or missing \" in quoted-field".into());
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -373,14 +311,9 @@ fn go_bool(value: &str) -> Option<bool> {
 
 /// Docker's `units.RAMInBytes`: a number with an optional binary `k`, `m`, `g`, `t`, `p` suffix (`i`, `b` allowed).
 fn ram_in_bytes(value: &str) -> Option<u64> {
-    let number_end = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
+    let number_end = value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len());
     let number: f64 = value[..number_end].parse().ok()?;
-    let suffix = value[number_end..]
-        .strip_prefix(' ')
-        .unwrap_or(&value[number_end..])
-        .to_lowercase();
+    let suffix = value[number_end..].strip_prefix(' ').unwrap_or(&value[number_end..]).to_lowercase();
     let suffix = suffix.strip_suffix('b').unwrap_or(&suffix);
     let suffix = suffix.strip_suffix('i').unwrap_or(suffix);
     let power = match suffix {
@@ -412,10 +345,7 @@ mod tests {
         let m = mount("target=/ctx");
         assert_eq!((m.kind, m.read_only, m.mode), (MountType::Bind, true, None));
         let m = mount("from=build,src=out,target=/out,rw");
-        assert_eq!(
-            (m.from.as_deref(), m.source.as_deref(), m.read_only),
-            (Some("build"), Some("out"), false)
-        );
+        assert_eq!((m.from.as_deref(), m.source.as_deref(), m.read_only), (Some("build"), Some("out"), false));
     }
 
     #[test]
@@ -423,86 +353,41 @@ mod tests {
         let m = mount("type=cache,target=/c,uid=1001,gid=1002,mode=0751,sharing=locked");
         assert_eq!(
             (m.uid, m.gid, m.mode, m.sharing, m.read_only),
-            (
-                Some(1001),
-                Some(1002),
-                Some(0o751),
-                CacheSharing::Locked,
-                false
-            )
+            (Some(1001), Some(1002), Some(0o751), CacheSharing::Locked, false)
         );
         assert_eq!(m.id.as_deref(), Some("/c"));
         let m = mount("type=cache,target=/c");
-        assert_eq!(
-            (m.mode, m.uid, m.sharing),
-            (Some(0o755), Some(0), CacheSharing::Shared)
-        );
+        assert_eq!((m.mode, m.uid, m.sharing), (Some(0o755), Some(0), CacheSharing::Shared));
     }
 
     #[test]
     fn secret_defaults() {
         let m = mount("type=secret,id=mysecret,required");
-        assert_eq!(
-            (m.target.as_deref(), m.mode, m.required),
-            (Some("/run/secrets/mysecret"), Some(0o400), true)
-        );
+        assert_eq!((m.target.as_deref(), m.mode, m.required), (Some("/run/secrets/mysecret"), Some(0o400), true));
         let m = mount("type=secret,id=s,env=S");
         assert_eq!((m.target, m.env.as_deref()), (None, Some("S")));
         let m = mount("type=secret,required=false,mode=741,uid=100,gid=102,target=/mysecret");
-        assert_eq!(
-            (m.id.as_deref(), m.mode, m.required),
-            (Some("mysecret"), Some(0o741), false)
-        );
+        assert_eq!((m.id.as_deref(), m.mode, m.required), (Some("mysecret"), Some(0o741), false));
         let m = mount("type=ssh");
         assert_eq!((m.id.as_deref(), m.mode), (Some("default"), Some(0o600)));
     }
 
     #[test]
     fn tmpfs_size() {
-        assert_eq!(
-            mount("type=tmpfs,target=/t,size=10m").size_limit,
-            Some(10 << 20)
-        );
-        assert_eq!(
-            error("type=tmpfs,target=/t,size=lots"),
-            "invalid value for size: lots"
-        );
+        assert_eq!(mount("type=tmpfs,target=/t,size=10m").size_limit, Some(10 << 20));
+        assert_eq!(error("type=tmpfs,target=/t,size=lots"), "invalid value for size: lots");
     }
 
     #[test]
     fn errors_with_suggestions() {
-        assert_eq!(
-            error("typ=tmpfs"),
-            "unexpected key 'typ' in 'typ=tmpfs' (did you mean type?)"
-        );
-        assert_eq!(
-            error("type=tmp,target=/t"),
-            "unsupported mount type \"tmp\" (did you mean tmpfs?)"
-        );
-        assert_eq!(
-            error("target=/t,mode=0700"),
-            "mode not allowed for \"bind\" type mounts"
-        );
-        assert_eq!(
-            error("target=/t,sharing=private"),
-            "invalid cache sharing set for bind mount"
-        );
-        assert_eq!(
-            error("type=cache,target=/t,mode=9"),
-            "invalid value 9 for mode"
-        );
-        assert_eq!(
-            error("target=/t,required"),
-            "unexpected key 'required' for mount type 'bind'"
-        );
-        assert_eq!(
-            error("type=secret"),
-            "one of source, target, id should be defined for secret mount"
-        );
-        assert_eq!(
-            error("target"),
-            "invalid field 'target' must be a key=value pair"
-        );
+        assert_eq!(error("typ=tmpfs"), "unexpected key 'typ' in 'typ=tmpfs' (did you mean type?)");
+        assert_eq!(error("type=tmp,target=/t"), "unsupported mount type \"tmp\" (did you mean tmpfs?)");
+        assert_eq!(error("target=/t,mode=0700"), "mode not allowed for \"bind\" type mounts");
+        assert_eq!(error("target=/t,sharing=private"), "invalid cache sharing set for bind mount");
+        assert_eq!(error("type=cache,target=/t,mode=9"), "invalid value 9 for mode");
+        assert_eq!(error("target=/t,required"), "unexpected key 'required' for mount type 'bind'");
+        assert_eq!(error("type=secret"), "one of source, target, id should be defined for secret mount");
+        assert_eq!(error("target"), "invalid field 'target' must be a key=value pair");
         assert_eq!(error("type=cache"), "mount type cache requires a target");
     }
 
@@ -515,9 +400,7 @@ mod tests {
     #[test]
     fn from_must_not_use_variables_before_expansion() {
         assert!(
-            check_from_is_literal("from=$ttt,type=cache,target=/tmp")
-                .unwrap_err()
-                .contains("'from' doesn't support")
+            check_from_is_literal("from=$ttt,type=cache,target=/tmp").unwrap_err().contains("'from' doesn't support")
         );
         assert!(check_from_is_literal("from=build,target=/$x").is_ok());
     }

@@ -27,17 +27,13 @@ fn from_with_platform_and_stage_name() {
             name: Some("build".into())
         }
     );
-    assert_eq!(
-        message("FROM a b"),
-        "FROM requires either one or three arguments"
-    );
+    assert_eq!(message("FROM a b"), "FROM requires either one or three arguments");
     assert!(message("FROM a AS 1x").starts_with("invalid name for build stage"));
 }
 
 #[test]
 fn run_flags_and_forms() {
-    let run =
-        ok("FROM a\nRUN --mount=type=cache,target=/c --network=none --mount=target=/x echo hi");
+    let run = ok("FROM a\nRUN --mount=type=cache,target=/c --network=none --mount=target=/x echo hi");
     assert_eq!(
         run,
         Instruction::Run {
@@ -48,28 +44,18 @@ fn run_flags_and_forms() {
             heredocs: vec![],
         }
     );
-    assert!(
-        matches!(ok("RUN [\"a\", \"b\"]"), Instruction::Run { cmd: Command::Exec(v), .. } if v == ["a", "b"])
-    );
-    assert_eq!(
-        message("RUN --mont=target=/mytmp,type=tmpfs /bin/true"),
-        "unknown flag: --mont (did you mean mount?)"
-    );
+    assert!(matches!(ok("RUN [\"a\", \"b\"]"), Instruction::Run { cmd: Command::Exec(v), .. } if v == ["a", "b"]));
+    assert_eq!(message("RUN --mont=target=/mytmp,type=tmpfs /bin/true"), "unknown flag: --mont (did you mean mount?)");
     assert_eq!(
         message("RUN --mount=from=$ttt,type=cache,target=/tmp ls"),
         "'from' doesn't support variable expansion, define alias stage instead"
     );
-    assert_eq!(
-        message("RUN --network=bridge x"),
-        "network mode \"bridge\" not supported by buildkit"
-    );
+    assert_eq!(message("RUN --network=bridge x"), "network mode \"bridge\" not supported by buildkit");
 }
 
 #[test]
 fn run_heredoc_bodies_are_chomped() {
-    let Instruction::Run { heredocs, cmd, .. } = ok("RUN <<-EOF\n\techo hi\n\tEOF\n") else {
-        panic!()
-    };
+    let Instruction::Run { heredocs, cmd, .. } = ok("RUN <<-EOF\n\techo hi\n\tEOF\n") else { panic!() };
     assert_eq!(cmd, Command::Shell("<<-EOF".into()));
     assert_eq!(heredocs[0].content, "echo hi\n");
 }
@@ -84,58 +70,35 @@ fn copy_and_add_flags_and_heredocs() {
     assert_eq!(copy.sources, vec!["a"]);
     assert_eq!(copy.dest, "b/");
     assert_eq!(
-        (
-            copy.from.as_deref(),
-            copy.chown.as_deref(),
-            copy.chmod.as_deref()
-        ),
+        (copy.from.as_deref(), copy.chown.as_deref(), copy.chmod.as_deref()),
         (Some("build"), Some("1:2"), Some("644"))
     );
     assert!(copy.link && copy.parents);
     assert_eq!(copy.exclude, vec!["*.md", "x"]);
     assert_eq!(copy.heredocs[0].name, "EOF");
     assert_eq!(copy.heredocs[0].content, "hi\n");
-    let Instruction::Add(add) =
-        ok("ADD --checksum=sha256:ab --keep-git-dir --unpack=false https://x/y.tar /")
-    else {
+    let Instruction::Add(add) = ok("ADD --checksum=sha256:ab --keep-git-dir --unpack=false https://x/y.tar /") else {
         panic!()
     };
-    assert_eq!(
-        (add.checksum.as_deref(), add.keep_git_dir, add.unpack),
-        (Some("sha256:ab"), true, Some(false))
-    );
+    assert_eq!((add.checksum.as_deref(), add.keep_git_dir, add.unpack), (Some("sha256:ab"), true, Some(false)));
     assert_eq!(message("ADD --from=x a b"), "unknown flag: --from");
     assert_eq!(
         message("COPY foo"),
         "COPY requires at least two arguments, but only one was provided. Destination could not be determined"
     );
-    assert_eq!(
-        message("COPY a <<EOF\nx\nEOF\n"),
-        "COPY cannot accept a heredoc as a destination"
-    );
-    let Instruction::Copy(json) = ok("COPY [\"<<EOF\", \"/d\"]") else {
-        panic!()
-    };
+    assert_eq!(message("COPY a <<EOF\nx\nEOF\n"), "COPY cannot accept a heredoc as a destination");
+    let Instruction::Copy(json) = ok("COPY [\"<<EOF\", \"/d\"]") else { panic!() };
     assert_eq!(json.sources, vec!["<<EOF"]);
 }
 
 #[test]
 fn argument_counts() {
-    assert_eq!(
-        message("FROM a\nSTOPSIGNAL"),
-        "STOPSIGNAL requires exactly one argument"
-    );
+    assert_eq!(message("FROM a\nSTOPSIGNAL"), "STOPSIGNAL requires exactly one argument");
     assert_eq!(message("USER"), "USER requires exactly one argument");
     assert_eq!(message("VOLUME"), "VOLUME requires at least one argument");
     assert_eq!(message("EXPOSE"), "EXPOSE requires at least one argument");
-    assert_eq!(
-        message("VOLUME [\"\"]"),
-        "VOLUME specified can not be an empty string"
-    );
-    assert_eq!(
-        message("SHELL sh -c"),
-        "SHELL requires the arguments to be in JSON form"
-    );
+    assert_eq!(message("VOLUME [\"\"]"), "VOLUME specified can not be an empty string");
+    assert_eq!(message("SHELL sh -c"), "SHELL requires the arguments to be in JSON form");
 }
 
 #[test]
@@ -143,70 +106,36 @@ fn env_label_arg() {
     assert_eq!(
         ok("ENV a=\"b c\" d=e"),
         Instruction::Env(vec![
-            KeyValue {
-                key: "a".into(),
-                value: "\"b c\"".into()
-            },
-            KeyValue {
-                key: "d".into(),
-                value: "e".into()
-            }
+            KeyValue { key: "a".into(), value: "\"b c\"".into() },
+            KeyValue { key: "d".into(), value: "e".into() }
         ])
     );
-    assert_eq!(
-        ok("LABEL k v w"),
-        Instruction::Label(vec![KeyValue {
-            key: "k".into(),
-            value: "v w".into()
-        }])
-    );
+    assert_eq!(ok("LABEL k v w"), Instruction::Label(vec![KeyValue { key: "k".into(), value: "v w".into() }]));
     assert_eq!(message("ENV =x"), "ENV names can not be blank");
     assert_eq!(
         ok("ARG a b=\"c d\""),
         Instruction::Arg(vec![
-            ArgDecl {
-                name: "a".into(),
-                default: None
-            },
-            ArgDecl {
-                name: "b".into(),
-                default: Some("\"c d\"".into())
-            }
+            ArgDecl { name: "a".into(), default: None },
+            ArgDecl { name: "b".into(), default: Some("\"c d\"".into()) }
         ])
     );
 }
 
 #[test]
 fn healthcheck() {
-    let Instruction::Healthcheck(Some(check)) =
-        ok("HEALTHCHECK --interval=5s --retries=3 CMD curl -f x")
-    else {
+    let Instruction::Healthcheck(Some(check)) = ok("HEALTHCHECK --interval=5s --retries=3 CMD curl -f x") else {
         panic!()
     };
     assert_eq!(check.test, vec!["CMD-SHELL", "curl -f x"]);
     assert_eq!(check.interval, 5_000_000_000);
     assert_eq!((check.timeout, check.retries), (0, 3));
-    let Instruction::Healthcheck(Some(check)) = ok("HEALTHCHECK CMD [\"a\", \"b\"]") else {
-        panic!()
-    };
+    let Instruction::Healthcheck(Some(check)) = ok("HEALTHCHECK CMD [\"a\", \"b\"]") else { panic!() };
     assert_eq!(check.test, vec!["CMD", "a", "b"]);
     assert_eq!(ok("HEALTHCHECK NONE"), Instruction::Healthcheck(None));
-    assert_eq!(
-        message("HEALTHCHECK CONNECT x"),
-        "Unknown type \"CONNECT\" in HEALTHCHECK (try CMD)"
-    );
-    assert_eq!(
-        message("HEALTHCHECK CMD"),
-        "missing command after HEALTHCHECK CMD"
-    );
-    assert_eq!(
-        message("HEALTHCHECK --interval=1us CMD x"),
-        "Interval \"interval\" cannot be less than 1ms"
-    );
-    assert_eq!(
-        message("HEALTHCHECK --retries=-1 CMD x"),
-        "--retries cannot be negative (-1)"
-    );
+    assert_eq!(message("HEALTHCHECK CONNECT x"), "Unknown type \"CONNECT\" in HEALTHCHECK (try CMD)");
+    assert_eq!(message("HEALTHCHECK CMD"), "missing command after HEALTHCHECK CMD");
+    assert_eq!(message("HEALTHCHECK --interval=1us CMD x"), "Interval \"interval\" cannot be less than 1ms");
+    assert_eq!(message("HEALTHCHECK --retries=-1 CMD x"), "--retries cannot be negative (-1)");
 }
 
 #[test]
@@ -224,22 +153,11 @@ fn onbuild_triggers() {
             expression: "RUN echo hi".into()
         }
     );
-    let Instruction::Onbuild { expression, .. } = ok("ONBUILD COPY <<EOF /x\nhi\nEOF\n") else {
-        panic!()
-    };
+    let Instruction::Onbuild { expression, .. } = ok("ONBUILD COPY <<EOF /x\nhi\nEOF\n") else { panic!() };
     assert_eq!(expression, "COPY <<EOF /x\nhi\nEOF");
-    assert_eq!(
-        message("FROM scratch\nONBUILD FROM scratch"),
-        "FROM isn't allowed as an ONBUILD trigger"
-    );
-    assert_eq!(
-        message("ONBUILD MAINTAINER me"),
-        "MAINTAINER isn't allowed as an ONBUILD trigger"
-    );
-    assert_eq!(
-        message("ONBUILD ONBUILD RUN x"),
-        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
-    );
+    assert_eq!(message("FROM scratch\nONBUILD FROM scratch"), "FROM isn't allowed as an ONBUILD trigger");
+    assert_eq!(message("ONBUILD MAINTAINER me"), "MAINTAINER isn't allowed as an ONBUILD trigger");
+    assert_eq!(message("ONBUILD ONBUILD RUN x"), "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
     assert_eq!(message("MAINTAINER --boo me"), "unknown flag: --boo");
 }
 

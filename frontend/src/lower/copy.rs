@@ -30,8 +30,7 @@ impl Lowering<'_> {
         meta: NodeMeta,
     ) -> Result<(), Error> {
         let name = if add { "ADD" } else { "COPY" };
-        let sources =
-            copy.sources.iter().map(|s| self.expand(step, s, &state.env)).collect::<Result<Vec<_>, _>>()?;
+        let sources = copy.sources.iter().map(|s| self.expand(step, s, &state.env)).collect::<Result<Vec<_>, _>>()?;
         let remote = sources.iter().filter(|s| is_url(s) || is_git(s)).count();
         if remote > 0 && !add {
             return Err(step.node.error("source can't be a URL for COPY"));
@@ -61,8 +60,7 @@ impl Lowering<'_> {
             Some(raw) => Some(parse_chown(&self.expand(step, raw, &state.env)?)),
             None => None,
         };
-        let exclude =
-            copy.exclude.iter().map(|p| self.expand(step, p, &state.env)).collect::<Result<Vec<_>, _>>()?;
+        let exclude = copy.exclude.iter().map(|p| self.expand(step, p, &state.env)).collect::<Result<Vec<_>, _>>()?;
         let template = CopyAction {
             input: None,
             sources: Vec::new(),
@@ -113,7 +111,8 @@ impl Lowering<'_> {
             };
             let path = format!("/{}", doc.name);
             let mkfile = FileAction::Mkfile { path: path.clone(), mode: chmod.unwrap_or(0o644), data, chown: None };
-            let file_meta = NodeMeta { description: format!("{} (heredoc {})", meta.description, doc.name), ..meta.clone() };
+            let file_meta =
+                NodeMeta { description: format!("{} (heredoc {})", meta.description, doc.name), ..meta.clone() };
             let file = self.graph.add(Op::File(FileOp { base: None, actions: vec![mkfile] }), Vec::new(), file_meta);
             let input = Some(input_of(file));
             actions.push(FileAction::Copy(CopyAction { input, sources: vec![path], ..template.clone() }));

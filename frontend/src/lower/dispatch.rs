@@ -10,7 +10,7 @@ use strata_llb::{
 
 use super::args::builtin_args;
 use super::expose::exposed_ports;
-use super::stages::{StageRef, Stages, Step, Stage};
+use super::stages::{Stage, StageRef, Stages, Step};
 use super::{ImageResolver, LowerOptions};
 use crate::error::Error;
 use crate::instructions::{Command, Instruction};
@@ -300,8 +300,12 @@ impl<'a> Lowering<'a> {
                 let path = if dir.starts_with('/') { clean(&dir) } else { clean(&format!("{}/{dir}", state.cwd())) };
                 state.config.working_dir = Some(path.clone());
                 let node = (path != "/").then(|| {
-                    let action =
-                        FileAction::Mkdir { path: path.clone(), mode: 0o755, make_parents: true, chown: user_chown(state) };
+                    let action = FileAction::Mkdir {
+                        path: path.clone(),
+                        mode: 0o755,
+                        make_parents: true,
+                        chown: user_chown(state),
+                    };
                     self.file_op(state, vec![action], meta)
                 });
                 if let Some(node) = node {
@@ -340,7 +344,8 @@ impl<'a> Lowering<'a> {
             Instruction::Expose(raw) => {
                 let mut ports = Vec::new();
                 for word in raw {
-                    let words = self.lexer.process_words(word, &state.env).map_err(|e| step.node.error(e.to_string()))?;
+                    let words =
+                        self.lexer.process_words(word, &state.env).map_err(|e| step.node.error(e.to_string()))?;
                     for spec in words {
                         ports.extend(exposed_ports(&spec).map_err(|e| step.node.error(e))?);
                     }

@@ -1,9 +1,7 @@
 //! RUN: the command (exec form, shell form, heredoc scripts), its `--mount`s, network and security.
 
 use strata_llb::patterns::clean;
-use strata_llb::{
-    ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, NodeId, NodeMeta, Op, SecurityMode,
-};
+use strata_llb::{ExecMount, ExecOp, FileAction, FileOp, MountKind, NetworkMode, NodeId, NodeMeta, Op, SecurityMode};
 
 use super::args::proxy_env;
 use super::dispatch::{DEFAULT_PATH, Lowering, StageState, with_shell};
@@ -85,9 +83,9 @@ impl Lowering<'_> {
         };
         let mut ssh_count = 0;
         for raw in mounts {
-            let spec = self.expand(step, raw, &state.env).and_then(|expanded| {
-                parse_mount(&expanded).map_err(|e| step.node.error(e.to_string()))
-            })?;
+            let spec = self
+                .expand(step, raw, &state.env)
+                .and_then(|expanded| parse_mount(&expanded).map_err(|e| step.node.error(e.to_string())))?;
             let mount = self.exec_mount(state, stage, step, spec, &mut inputs, &mut ssh_count)?;
             exec_mounts.push(mount);
         }
@@ -160,7 +158,8 @@ impl Lowering<'_> {
                 let mode = spec.mode.unwrap_or(0o600);
                 *ssh_count += 1;
                 let kind = MountKind::Ssh { id, required: spec.required, mode, uid, gid };
-                let target = if target.is_empty() { format!("/run/buildkit/ssh_agent.{}", *ssh_count - 1) } else { target };
+                let target =
+                    if target.is_empty() { format!("/run/buildkit/ssh_agent.{}", *ssh_count - 1) } else { target };
                 return Ok(ExecMount { target, input: None, selector: None, readonly: true, output: false, kind });
             }
         };

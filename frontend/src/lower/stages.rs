@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn splits_global_args_and_stages_with_descriptions() {
-        let s = stages("# syntax=x\n# builds the app\n# fast\nFROM busybox AS Build\nRUN true\nFROM scratch\n").unwrap();
+        let s =
+            stages("# syntax=x\n# builds the app\n# fast\nFROM busybox AS Build\nRUN true\nFROM scratch\n").unwrap();
         assert_eq!(s.stages.len(), 2);
         assert_eq!(s.stages[0].name.as_deref(), Some("build"));
         assert_eq!(s.stages[0].description, "builds the app fast");

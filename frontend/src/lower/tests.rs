@@ -78,7 +78,10 @@ fn copy_link_is_a_merge_over_the_stage() {
 
 #[test]
 fn shebang_heredoc_runs_from_a_mounted_script_and_plain_heredoc_through_the_shell() {
-    let definition = lowered("FROM busybox\nRUN <<EOF\n#!/bin/awk -f\nBEGIN{}\nEOF\nRUN <<EOF\necho hi\nEOF\n", &LowerOptions::new());
+    let definition = lowered(
+        "FROM busybox\nRUN <<EOF\n#!/bin/awk -f\nBEGIN{}\nEOF\nRUN <<EOF\necho hi\nEOF\n",
+        &LowerOptions::new(),
+    );
     let runs = execs(&definition);
     assert_eq!(runs[0].args, ["/bin/sh", "-c", "/dev/pipes/EOF"]);
     assert!(runs[0].mounts.iter().any(|m| m.target == "/dev/pipes/" && m.readonly));
@@ -96,7 +99,8 @@ fn mounts_get_buildkit_defaults_and_secrets_only_their_id() {
     assert_eq!(mounts[1].target, "/w/cache");
     assert!(matches!(&mounts[2].kind, MountKind::Secret { id, env: Some(env), .. } if id == "tok" && env == "TOKEN"));
     assert!(matches!(mounts[3].kind, MountKind::Bind) && mounts[3].readonly);
-    let context = definition.graph.node(definition.graph.node(definition.root.unwrap()).inputs[mounts[3].input.unwrap()]);
+    let context =
+        definition.graph.node(definition.graph.node(definition.root.unwrap()).inputs[mounts[3].input.unwrap()]);
     assert!(matches!(&context.op, Op::Source(SourceOp::Local { name, .. }) if name == "context"));
 }
 
@@ -116,11 +120,14 @@ fn workdir_is_relative_to_the_previous_and_creates_the_directory() {
     let definition = lowered("FROM busybox\nWORKDIR /a\nWORKDIR b/../c\nCOPY x .\n", &LowerOptions::new());
     assert_eq!(definition.config.working_dir.as_deref(), Some("/a/c"));
     let copy = definition.graph.nodes().iter().find_map(|n| match &n.op {
-        Op::File(f) => f.actions.iter().find_map(|a| if let FileAction::Copy(c) = a { Some(c.dest.clone()) } else { None }),
+        Op::File(f) => {
+            f.actions.iter().find_map(|a| if let FileAction::Copy(c) = a { Some(c.dest.clone()) } else { None })
+        }
         _ => None,
     });
     assert_eq!(copy.as_deref(), Some("/a/c/"));
-    let history: Vec<_> = definition.steps.iter().map(|s| (s.history.created_by.clone().unwrap(), s.node.is_some())).collect();
+    let history: Vec<_> =
+        definition.steps.iter().map(|s| (s.history.created_by.clone().unwrap(), s.node.is_some())).collect();
     assert_eq!(history[0], ("WORKDIR /a".to_owned(), true));
 }
 

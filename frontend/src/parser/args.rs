@@ -13,19 +13,11 @@ pub(super) struct Arguments {
 }
 
 /// BuildKit's message for a valid JSON array holding something other than strings.
-const NON_STRING_JSON: &str =
-    "when using JSON array syntax, arrays must be comprised of strings only";
+const NON_STRING_JSON: &str = "when using JSON array syntax, arrays must be comprised of strings only";
 
 /// Splits `rest` (trimmed, flags removed) for instruction `keyword` (lower case). ONBUILD is handled by the caller.
-pub(super) fn split_arguments(
-    keyword: &str,
-    rest: &str,
-    escape: char,
-) -> Result<Arguments, String> {
-    let plain = |values: Vec<String>| Arguments {
-        values,
-        json: false,
-    };
+pub(super) fn split_arguments(keyword: &str, rest: &str, escape: char) -> Result<Arguments, String> {
+    let plain = |values: Vec<String>| Arguments { values, json: false };
     Ok(match keyword {
         "from" | "expose" => plain(split_whitespace(rest)),
         "add" | "copy" | "volume" => match json_array(rest)? {
@@ -44,28 +36,20 @@ pub(super) fn split_arguments(
 
 /// The whole text as one node, or none if it is empty.
 fn whole(rest: &str) -> Vec<String> {
-    if rest.is_empty() {
-        Vec::new()
-    } else {
-        vec![rest.to_owned()]
-    }
+    if rest.is_empty() { Vec::new() } else { vec![rest.to_owned()] }
 }
 
 /// A JSON array of strings gives one node each; anything else is one node holding the text as written.
 fn maybe_json(rest: &str) -> Result<Arguments, String> {
     Ok(match json_array(rest)? {
         Some(values) => Arguments { values, json: true },
-        None => Arguments {
-            values: whole(rest),
-            json: false,
-        },
+        None => Arguments { values: whole(rest), json: false },
     })
 }
 
 /// HEALTHCHECK: the first word, then the rest parsed like CMD.
 fn healthcheck(rest: &str) -> Result<Arguments, String> {
-    let Ok((after, kind)) =
-        take_while1::<_, _, nom::error::Error<&str>>(|c: char| !c.is_whitespace()).parse(rest)
+    let Ok((after, kind)) = take_while1::<_, _, nom::error::Error<&str>>(|c: char| !c.is_whitespace()).parse(rest)
     else {
         return Ok(Arguments::default());
     };
@@ -101,10 +85,7 @@ pub(super) fn is_separator(c: char) -> bool {
 
 /// Splits on runs of [`is_separator`]; quotes are not special.
 fn split_whitespace(rest: &str) -> Vec<String> {
-    rest.split(is_separator)
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
+    rest.split(is_separator).filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 /// Splits on unquoted whitespace, keeping quotes and escapes in the words (BuildKit's `parseWords`).
@@ -171,18 +152,12 @@ fn name_values(rest: &str, instruction: &str, escape: char) -> Result<Vec<String
         let Some((key, value)) = rest.split_once(is_separator) else {
             return Err(format!("{instruction} must have two arguments"));
         };
-        return Ok(vec![
-            key.to_owned(),
-            value.trim_start_matches(is_separator).to_owned(),
-            String::new(),
-        ]);
+        return Ok(vec![key.to_owned(), value.trim_start_matches(is_separator).to_owned(), String::new()]);
     }
     let mut nodes = Vec::with_capacity(words.len() * 3);
     for word in words {
         let Some((key, value)) = word.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in \"{word}\". Must be of the form: name=value"
-            ));
+            return Err(format!("Syntax error - can't find = in \"{word}\". Must be of the form: name=value"));
         };
         nodes.extend([key.to_owned(), value.to_owned(), "=".to_owned()]);
     }
@@ -201,47 +176,25 @@ mod tests {
     fn json_or_shell_form() {
         assert_eq!(
             split_arguments("cmd", r#"["a", "b"]"#, '\\').unwrap(),
-            Arguments {
-                values: vec!["a".into(), "b".into()],
-                json: true
-            }
+            Arguments { values: vec!["a".into(), "b".into()], json: true }
         );
         assert_eq!(values("cmd", "['a']"), vec!["['a']"]);
         assert_eq!(values("copy", r#"["a" b"#), vec![r#"["a""#, "b"]);
-        assert_eq!(
-            split_arguments("cmd", r#"["a", ["b"]]"#, '\\').unwrap_err(),
-            NON_STRING_JSON
-        );
+        assert_eq!(split_arguments("cmd", r#"["a", ["b"]]"#, '\\').unwrap_err(), NON_STRING_JSON);
         assert!(values("run", "").is_empty());
     }
 
     #[test]
     fn env_forms() {
-        assert_eq!(
-            values("env", "name  value  x"),
-            vec!["name", "value  x", ""]
-        );
-        assert_eq!(
-            values("env", r#"a="b c" d=e\ f"#),
-            vec!["a", "\"b c\"", "=", "d", "e\\ f", "="]
-        );
-        assert_eq!(
-            split_arguments("env", "PATH", '\\').unwrap_err(),
-            "ENV must have two arguments"
-        );
-        assert!(
-            split_arguments("label", "a=b c", '\\')
-                .unwrap_err()
-                .contains("can't find = in \"c\"")
-        );
+        assert_eq!(values("env", "name  value  x"), vec!["name", "value  x", ""]);
+        assert_eq!(values("env", r#"a="b c" d=e\ f"#), vec!["a", "\"b c\"", "=", "d", "e\\ f", "="]);
+        assert_eq!(split_arguments("env", "PATH", '\\').unwrap_err(), "ENV must have two arguments");
+        assert!(split_arguments("label", "a=b c", '\\').unwrap_err().contains("can't find = in \"c\""));
     }
 
     #[test]
     fn arg_words_keep_quotes() {
-        assert_eq!(
-            values("arg", r#"abc="123 456" def ''"#),
-            vec!["abc=\"123 456\"", "def", "''"]
-        );
+        assert_eq!(values("arg", r#"abc="123 456" def ''"#), vec!["abc=\"123 456\"", "def", "''"]);
         assert_eq!(shell_words("a`\"b c", '`'), vec!["a`\"b", "c"]);
     }
 

@@ -60,10 +60,7 @@ impl Heredoc {
         if !self.chomp {
             return self.content.clone();
         }
-        self.content
-            .split_inclusive('\n')
-            .map(|line| line.trim_start_matches('\t'))
-            .collect()
+        self.content.split_inclusive('\n').map(|line| line.trim_start_matches('\t')).collect()
     }
 }
 
@@ -104,9 +101,7 @@ impl Node {
     /// An error pointing at this instruction's keyword, for problems found after parsing (arguments, expansion).
     pub fn error(&self, message: impl Into<String>) -> Error {
         Error::Instruction {
-            at: self
-                .source
-                .locate(self.span.start.line, self.span.start.column),
+            at: self.source.locate(self.span.start.line, self.span.start.column),
             message: message.into(),
         }
     }
@@ -132,16 +127,12 @@ pub struct Ast {
 impl Ast {
     /// The value of directive `name` (lower-case), if the file sets it.
     pub fn directive(&self, name: &str) -> Option<&str> {
-        self.directives
-            .iter()
-            .find(|d| d.name == name)
-            .map(|d| d.value.as_str())
+        self.directives.iter().find(|d| d.name == name).map(|d| d.value.as_str())
     }
 
     /// The stable JSON form documented in this module.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self)
-            .expect("the syntax tree holds only strings, numbers and booleans")
+        serde_json::to_string_pretty(self).expect("the syntax tree holds only strings, numbers and booleans")
     }
 }
 
@@ -151,20 +142,8 @@ mod tests {
 
     #[test]
     fn chomped_body_loses_leading_tabs_per_line() {
-        let doc = Heredoc {
-            name: "EOF".into(),
-            content: "\t\tа\n\tb\t\n".into(),
-            expand: true,
-            chomp: true,
-        };
+        let doc = Heredoc { name: "EOF".into(), content: "\t\tа\n\tb\t\n".into(), expand: true, chomp: true };
         assert_eq!(doc.body(), "а\nb\t\n");
-        assert_eq!(
-            Heredoc {
-                chomp: false,
-                ..doc.clone()
-            }
-            .body(),
-            doc.content
-        );
+        assert_eq!(Heredoc { chomp: false, ..doc.clone() }.body(), doc.content);
     }
 }

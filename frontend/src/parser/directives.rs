@@ -44,33 +44,21 @@ impl DirectiveScanner {
             return Err(format!("only one {name} parser directive can be used"));
         }
         if name == "escape" && value != "`" && value != "\\" {
-            return Err(format!(
-                "invalid escape token '{value}' does not match ` or \\"
-            ));
+            return Err(format!("invalid escape token '{value}' does not match ` or \\"));
         }
         self.seen.push((name.clone(), value.to_owned()));
-        Ok(DirectiveLine::Directive {
-            name,
-            value: value.to_owned(),
-        })
+        Ok(DirectiveLine::Directive { name, value: value.to_owned() })
     }
 }
 
 /// `#`, blanks, a key of ASCII letters and digits starting with a letter, `=`, blanks, then a non-empty value
 /// (trailing whitespace trimmed).
 fn directive(line: &str) -> IResult<&str, (&str, &str)> {
-    let key = recognize((
-        satisfy(|c| c.is_ascii_alphabetic()),
-        take_while(|c: char| c.is_ascii_alphanumeric()),
-    ));
-    let (rest, (_, _, name, _, _, _)) =
-        (char('#'), space0, key, space0, char('='), space0).parse(line)?;
+    let key = recognize((satisfy(|c| c.is_ascii_alphabetic()), take_while(|c: char| c.is_ascii_alphanumeric())));
+    let (rest, (_, _, name, _, _, _)) = (char('#'), space0, key, space0, char('='), space0).parse(line)?;
     let value = rest.trim_end();
     if value.is_empty() {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            rest,
-            nom::error::ErrorKind::NonEmpty,
-        )));
+        return Err(nom::Err::Error(nom::error::Error::new(rest, nom::error::ErrorKind::NonEmpty)));
     }
     Ok(("", (name, value)))
 }
@@ -80,23 +68,14 @@ mod tests {
     use super::*;
 
     fn directive_line(name: &str, value: &str) -> DirectiveLine {
-        DirectiveLine::Directive {
-            name: name.into(),
-            value: value.into(),
-        }
+        DirectiveLine::Directive { name: name.into(), value: value.into() }
     }
 
     #[test]
     fn keys_are_case_insensitive_and_values_trimmed() {
         let mut scanner = DirectiveScanner::default();
-        assert_eq!(
-            scanner.observe("# ESCAPE = ` "),
-            Ok(directive_line("escape", "`"))
-        );
-        assert_eq!(
-            scanner.observe("#syntax=docker/dockerfile:1"),
-            Ok(directive_line("syntax", "docker/dockerfile:1"))
-        );
+        assert_eq!(scanner.observe("# ESCAPE = ` "), Ok(directive_line("escape", "`")));
+        assert_eq!(scanner.observe("#syntax=docker/dockerfile:1"), Ok(directive_line("syntax", "docker/dockerfile:1")));
     }
 
     #[test]
@@ -110,16 +89,8 @@ mod tests {
     fn duplicates_and_bad_escapes_are_errors() {
         let mut scanner = DirectiveScanner::default();
         scanner.observe("# check=skip=all").unwrap();
-        assert_eq!(
-            scanner.observe("# CHECK=x"),
-            Err("only one check parser directive can be used".into())
-        );
+        assert_eq!(scanner.observe("# CHECK=x"), Err("only one check parser directive can be used".into()));
         let mut scanner = DirectiveScanner::default();
-        assert!(
-            scanner
-                .observe("# escape=x")
-                .unwrap_err()
-                .contains("invalid escape token 'x'")
-        );
+        assert!(scanner.observe("# escape=x").unwrap_err().contains("invalid escape token 'x'"));
     }
 }

@@ -5,11 +5,7 @@ use super::ast::{Ast, Node};
 impl Ast {
     /// BuildKit's dump: one `(keyword ["flags"] "arg"...)` line per instruction, no trailing newline.
     pub fn dump(&self) -> String {
-        self.nodes
-            .iter()
-            .map(Node::dump)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.nodes.iter().map(Node::dump).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -52,9 +48,7 @@ pub fn go_quote(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
             c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
             c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push_str(&format!("\\U{:08x}", c as u32)),
         }
@@ -84,13 +78,7 @@ mod tests {
     fn quotes_like_go() {
         assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(go_quote("\u{0}\u{1b}\u{7f}"), r#""\x00\x1b\x7f""#);
-        assert_eq!(
-            go_quote("\u{7}\u{8}\u{c}\n\r\t\u{b}"),
-            r#""\a\b\f\n\r\t\v""#
-        );
-        assert_eq!(
-            go_quote("☃ é ' \u{a0} \u{feff} \u{f0000}"),
-            "\"☃ é ' \\u00a0 \\ufeff \\U000f0000\""
-        );
+        assert_eq!(go_quote("\u{7}\u{8}\u{c}\n\r\t\u{b}"), r#""\a\b\f\n\r\t\v""#);
+        assert_eq!(go_quote("☃ é ' \u{a0} \u{feff} \u{f0000}"), "\"☃ é ' \\u00a0 \\ufeff \\U000f0000\"");
     }
 }

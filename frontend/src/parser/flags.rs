@@ -58,20 +58,14 @@ mod tests {
 
     #[test]
     fn double_dash_ends_flags() {
-        assert_eq!(
-            split_flags("--doit=true -- [ \"a\" ]"),
-            (vec!["--doit=true".to_string()], "[ \"a\" ]")
-        );
+        assert_eq!(split_flags("--doit=true -- [ \"a\" ]"), (vec!["--doit=true".to_string()], "[ \"a\" ]"));
         assert_eq!(split_flags("--doit -- "), (vec!["--doit".to_string()], ""));
         assert_eq!(split_flags("-- foo"), (vec![], "foo"));
     }
 
     #[test]
     fn only_flags() {
-        assert_eq!(
-            split_flags("--a --b"),
-            (vec!["--a".to_string(), "--b".to_string()], "")
-        );
+        assert_eq!(split_flags("--a --b"), (vec!["--a".to_string(), "--b".to_string()], ""));
         assert_eq!(split_flags(""), (vec![], ""));
     }
 }

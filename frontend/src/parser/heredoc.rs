@@ -21,14 +21,8 @@ pub(crate) struct Marker {
 /// The heredoc markers among the shell words of `line`, in order.
 pub(crate) fn markers(line: &str) -> Vec<Marker> {
     // Words are split with quotes and escapes kept, so `"<<EOF"` stays quoted and is not a marker.
-    let lexer = Lexer {
-        raw_quotes: true,
-        raw_escapes: true,
-        ..Lexer::new('\\')
-    };
-    let words = lexer
-        .process_words(line, &EnvMap::new())
-        .unwrap_or_default();
+    let lexer = Lexer { raw_quotes: true, raw_escapes: true, ..Lexer::new('\\') };
+    let words = lexer.process_words(line, &EnvMap::new()).unwrap_or_default();
     words.iter().filter_map(|word| marker(word)).collect()
 }
 
@@ -39,14 +33,8 @@ pub(crate) fn marker(word: &str) -> Option<Marker> {
         return None;
     }
     // Expanding the delimiter with and without quote removal tells whether any part of it was quoted.
-    let unquoted = Lexer {
-        skip_unset_env: true,
-        ..Lexer::new('\\')
-    };
-    let raw = Lexer {
-        raw_quotes: true,
-        ..unquoted
-    };
+    let unquoted = Lexer { skip_unset_env: true, ..Lexer::new('\\') };
+    let raw = Lexer { raw_quotes: true, ..unquoted };
     let names = unquoted.process_words(delimiter, &EnvMap::new()).ok()?;
     let raw_names = raw.process_words(delimiter, &EnvMap::new()).ok()?;
     let [name] = names.as_slice() else {
@@ -56,11 +44,7 @@ pub(crate) fn marker(word: &str) -> Option<Marker> {
         return None;
     };
     let quote_count = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
-    Some(Marker {
-        name: name.clone(),
-        expand: quote_count(name) == quote_count(raw_name),
-        chomp,
-    })
+    Some(Marker { name: name.clone(), expand: quote_count(name) == quote_count(raw_name), chomp })
 }
 
 /// An optional file descriptor, `<<`, and an optional `-`; yields the delimiter text and whether `-` was given.
@@ -74,24 +58,15 @@ mod tests {
     use super::*;
 
     fn found(line: &str) -> Vec<(String, bool, bool)> {
-        markers(line)
-            .into_iter()
-            .map(|m| (m.name, m.expand, m.chomp))
-            .collect()
+        markers(line).into_iter().map(|m| (m.name, m.expand, m.chomp)).collect()
     }
 
     #[test]
     fn plain_chomped_and_quoted_markers() {
         assert_eq!(found("RUN <<EOF"), vec![("EOF".into(), true, false)]);
         assert_eq!(found("COPY <<-EOT /x"), vec![("EOT".into(), true, true)]);
-        assert_eq!(
-            found(r#"COPY <<"EOF" <<'E2' d/"#),
-            vec![("EOF".into(), false, false), ("E2".into(), false, false)]
-        );
-        assert_eq!(
-            found("RUN <<EOF 3<<IN1 awk"),
-            vec![("EOF".into(), true, false), ("IN1".into(), true, false)]
-        );
+        assert_eq!(found(r#"COPY <<"EOF" <<'E2' d/"#), vec![("EOF".into(), false, false), ("E2".into(), false, false)]);
+        assert_eq!(found("RUN <<EOF 3<<IN1 awk"), vec![("EOF".into(), true, false), ("IN1".into(), true, false)]);
     }
 
     #[test]

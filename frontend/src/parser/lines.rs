@@ -37,11 +37,7 @@ pub(super) fn trim_continuation(text: &str, escape: char) -> (&str, bool) {
     let body = text.trim_end_matches([' ', '\t']);
     let without_escapes = body.trim_end_matches(escape);
     let escape_run = (body.len() - without_escapes.len()) / escape.len_utf8();
-    if escape_run % 2 == 1 {
-        (&body[..body.len() - escape.len_utf8()], true)
-    } else {
-        (text, false)
-    }
+    if escape_run % 2 == 1 { (&body[..body.len() - escape.len_utf8()], true) } else { (text, false) }
 }
 
 #[cfg(test)]
@@ -62,9 +58,6 @@ mod tests {
     fn lines_drop_bom_and_crlf_and_keep_raw_endings() {
         let lines = physical_lines("\u{feff}A\r\nB\nC");
         let texts: Vec<_> = lines.iter().map(|l| (l.number, l.text, l.raw)).collect();
-        assert_eq!(
-            texts,
-            vec![(1, "A", "A\r\n"), (2, "B", "B\n"), (3, "C", "C")]
-        );
+        assert_eq!(texts, vec![(1, "A", "A\r\n"), (2, "B", "B\n"), (3, "C", "C")]);
     }
 }

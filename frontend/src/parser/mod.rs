@@ -25,22 +25,14 @@ const HEREDOC_INSTRUCTIONS: [&str; 3] = ["run", "copy", "add"];
 pub fn parse(source: &str, file_name: &str) -> Result<Ast, Error> {
     let file = SourceFile::new(file_name, source);
     let lines = physical_lines(source);
-    let mut reader = Reader {
-        file: &file,
-        lines: &lines,
-        next: 0,
-        escape: '\\',
-    };
+    let mut reader = Reader { file: &file, lines: &lines, next: 0, escape: '\\' };
     let mut directives = Vec::new();
     let mut scanner = DirectiveScanner::default();
     let mut nodes = Vec::new();
     let mut warnings = Vec::new();
     while let Some(line) = reader.advance() {
         let text = line.text.trim_start();
-        match scanner
-            .observe(text)
-            .map_err(|message| reader.syntax_error(line.number, 1, message))?
-        {
+        match scanner.observe(text).map_err(|message| reader.syntax_error(line.number, 1, message))? {
             DirectiveLine::Directive { name, value } => {
                 if name == "escape" {
                     reader.escape = value.chars().next().expect("validated to be ` or \\");
@@ -67,29 +59,13 @@ pub fn parse(source: &str, file_name: &str) -> Result<Ast, Error> {
         let line = u32::try_from(lines.len()).unwrap_or(u32::MAX).max(1);
         return Err(reader.syntax_error(line, 1, "file with no instructions".into()));
     };
-    let span = Span {
-        start: first.span.start,
-        end: last.span.end,
-    };
-    Ok(Ast {
-        file: file_name.to_owned(),
-        directives,
-        escape: reader.escape,
-        nodes,
-        warnings,
-        span,
-    })
+    let span = Span { start: first.span.start, end: last.span.end };
+    Ok(Ast { file: file_name.to_owned(), directives, escape: reader.escape, nodes, warnings, span })
 }
 
 /// A span covering `text` on line `line`, starting at `column`.
 fn line_span(line: u32, column: u32, text: &str) -> Span {
-    Span {
-        start: Pos { line, column },
-        end: Pos {
-            line,
-            column: char_count(text) + 1,
-        },
-    }
+    Span { start: Pos { line, column }, end: Pos { line, column: char_count(text) + 1 } }
 }
 
 /// The length of `text` in characters, as a column offset.
@@ -113,10 +89,7 @@ impl<'a> Reader<'a> {
     }
 
     fn syntax_error(&self, line: u32, column: u32, message: String) -> Error {
-        Error::Syntax {
-            at: self.file.locate(line, column),
-            message,
-        }
+        Error::Syntax { at: self.file.locate(line, column), message }
     }
 
     /// Reads the instruction starting on `first`: continuation lines, then heredoc bodies.
@@ -146,33 +119,16 @@ impl<'a> Reader<'a> {
         let mut node = node_from_line(&logical, self.escape, self.file).map_err(located)?;
         if accepts_heredocs(&node) && logical.contains("<<") {
             for marker in heredoc::markers(&logical) {
-                let (content, terminator) = self
-                    .heredoc_body(&marker.name, marker.chomp)
-                    .ok_or_else(|| {
-                        self.syntax_error(
-                            first.number,
-                            column,
-                            format!("unterminated heredoc {}", marker.name),
-                        )
-                    })?;
+                let (content, terminator) = self.heredoc_body(&marker.name, marker.chomp).ok_or_else(|| {
+                    self.syntax_error(first.number, column, format!("unterminated heredoc {}", marker.name))
+                })?;
                 last_line = terminator;
-                node.heredocs.push(Heredoc {
-                    name: marker.name,
-                    content,
-                    expand: marker.expand,
-                    chomp: marker.chomp,
-                });
+                node.heredocs.push(Heredoc { name: marker.name, content, expand: marker.expand, chomp: marker.chomp });
             }
         }
         node.span = Span {
-            start: Pos {
-                line: first.number,
-                column,
-            },
-            end: Pos {
-                line: last_line.number,
-                column: char_count(last_line.text) + 1,
-            },
+            start: Pos { line: first.number, column },
+            end: Pos { line: last_line.number, column: char_count(last_line.text) + 1 },
         };
         if let Some(next) = node.next.as_mut() {
             next.span = node.span;
@@ -185,11 +141,7 @@ impl<'a> Reader<'a> {
         let mut content = String::new();
         loop {
             let line = self.advance()?;
-            let candidate = if chomp {
-                line.text.trim_start_matches('\t')
-            } else {
-                line.text
-            };
+            let candidate = if chomp { line.text.trim_start_matches('\t') } else { line.text };
             if candidate == name {
                 return Some((content, line));
             }
@@ -207,16 +159,12 @@ fn accepts_heredocs(node: &Node) -> bool {
 /// Builds the node for one logical line: keyword, flags, then the instruction's argument nodes.
 fn node_from_line(line: &str, escape: char, file: &Arc<SourceFile>) -> Result<Node, String> {
     let trimmed = line.trim();
-    let (keyword, rest) = trimmed
-        .split_once(args::is_separator)
-        .unwrap_or((trimmed, ""));
+    let (keyword, rest) = trimmed.split_once(args::is_separator).unwrap_or((trimmed, ""));
     let (flags, rest) = flags::split_flags(rest);
     let rest = rest.trim();
     let keyword = keyword.to_lowercase();
     let (arguments, next) = if keyword == "onbuild" {
-        let next = (!rest.is_empty())
-            .then(|| node_from_line(rest, escape, file))
-            .transpose()?;
+        let next = (!rest.is_empty()).then(|| node_from_line(rest, escape, file)).transpose()?;
         (args::Arguments::default(), next.map(Box::new))
     } else {
         (args::split_arguments(&keyword, rest, escape)?, None)
@@ -230,10 +178,7 @@ fn node_from_line(line: &str, escape: char, file: &Arc<SourceFile>) -> Result<No
         heredocs: Vec::new(),
         next,
         original: line.to_owned(),
-        span: Span {
-            start: origin,
-            end: origin,
-        },
+        span: Span { start: origin, end: origin },
         source: Arc::clone(file),
     })
 }
@@ -248,11 +193,7 @@ mod tests {
 
     #[test]
     fn heredoc_bodies_follow_the_logical_line() {
-        let ast = parse(
-            "FROM a\nRUN <<EOF 3<<-IN cat \\\n  && x\necho hi\nEOF\n\t\tdata\n\tIN\nRUN y\n",
-            "D",
-        )
-        .unwrap();
+        let ast = parse("FROM a\nRUN <<EOF 3<<-IN cat \\\n  && x\necho hi\nEOF\n\t\tdata\n\tIN\nRUN y\n", "D").unwrap();
         let run = &ast.nodes[1];
         assert_eq!(run.original, "RUN <<EOF 3<<-IN cat   && x");
         assert_eq!(run.heredocs[0].content, "echo hi\n");
@@ -279,52 +220,33 @@ mod tests {
     #[test]
     fn unterminated_heredoc_is_an_error() {
         let err = parse("FROM a\nRUN <<EOF\nhi\n", "D").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "D:2:1: unterminated heredoc EOF\nRUN <<EOF\n^"
-        );
+        assert_eq!(err.to_string(), "D:2:1: unterminated heredoc EOF\nRUN <<EOF\n^");
     }
 
     #[test]
     fn errors_point_at_the_instruction() {
         let err = parse("FROM a\n  ENV PATH\n", "Dockerfile").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Dockerfile:2:3: ENV must have two arguments\n  ENV PATH\n  ^"
-        );
+        assert_eq!(err.to_string(), "Dockerfile:2:3: ENV must have two arguments\n  ENV PATH\n  ^");
         let err = parse("# only\n\n", "Dockerfile").unwrap_err();
         assert_eq!(err.message(), "file with no instructions");
     }
 
     #[test]
     fn directives_only_at_the_top() {
-        let ast = parse(
-            "# syntax=x\n# Escape=`\nFROM a\n# check=y\nRUN a `\n b\n",
-            "D",
-        )
-        .unwrap();
+        let ast = parse("# syntax=x\n# Escape=`\nFROM a\n# check=y\nRUN a `\n b\n", "D").unwrap();
         assert_eq!(ast.escape, '`');
         assert_eq!(ast.directive("syntax"), Some("x"));
         assert_eq!(ast.directive("check"), None);
         assert_eq!(ast.nodes[1].args, vec!["a  b"]);
         let err = parse("# syntax=x\n# syntax=y\nFROM a\n", "D").unwrap_err();
-        assert_eq!(
-            err.message(),
-            "only one syntax parser directive can be used"
-        );
+        assert_eq!(err.message(), "only one syntax parser directive can be used");
     }
 
     #[test]
     fn empty_continuation_lines_warn() {
         let ast = parse("FROM a\nRUN a \\\n\n  # c\n b\n", "D").unwrap();
         assert_eq!(ast.warnings.len(), 1);
-        assert_eq!(
-            ast.warnings[0].message,
-            "Empty continuation line found in: RUN a  b"
-        );
-        assert_eq!(
-            dump("FROM a\nRUN a \\\n\n  # c\n b\n"),
-            "(from \"a\")\n(run \"a  b\")"
-        );
+        assert_eq!(ast.warnings[0].message, "Empty continuation line found in: RUN a  b");
+        assert_eq!(dump("FROM a\nRUN a \\\n\n  # c\n b\n"), "(from \"a\")\n(run \"a  b\")");
     }
 }

@@ -21,11 +21,7 @@ impl EnvMap {
     /// Sets `name` to `value`; a later value for the same name wins but keeps the first position.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let (name, value) = (name.into(), value.into());
-        match self
-            .entries
-            .iter_mut()
-            .find(|(existing, _)| *existing == name)
-        {
+        match self.entries.iter_mut().find(|(existing, _)| *existing == name) {
             Some(entry) => entry.1 = value,
             None => self.entries.push((name, value)),
         }
@@ -33,9 +29,7 @@ impl EnvMap {
 
     /// The variables in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+        self.entries.iter().map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
     /// How many variables are set.
@@ -51,10 +45,7 @@ impl EnvMap {
 
 impl Env for EnvMap {
     fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(existing, _)| existing == name)
-            .map(|(_, value)| value.as_str())
+        self.entries.iter().find(|(existing, _)| existing == name).map(|(_, value)| value.as_str())
     }
 }
 

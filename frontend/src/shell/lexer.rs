@@ -32,43 +32,29 @@ pub struct Expanded {
 impl Lexer {
     /// A lexer using `escape` (`\` or `` ` ``) as its escape character.
     pub fn new(escape: char) -> Self {
-        Self {
-            escape,
-            raw_quotes: false,
-            raw_escapes: false,
-            skip_unset_env: false,
-        }
+        Self { escape, raw_quotes: false, raw_escapes: false, skip_unset_env: false }
     }
 
     /// Expands one word without splitting it: quote removal, escapes, and variable substitution.
     pub fn process_word(&self, word: &str, env: &impl Env) -> Result<Expanded, Error> {
         let mut scanner = Scanner::new(self, word, env);
-        let (value, _) = scanner
-            .process_until(None, self.raw_escapes)
-            .map_err(|message| expansion_error(word, message))?;
-        Ok(Expanded {
-            value,
-            matched: scanner.matched,
-            unmatched: scanner.unmatched,
-        })
+        let (value, _) =
+            scanner.process_until(None, self.raw_escapes).map_err(|message| expansion_error(word, message))?;
+        Ok(Expanded { value, matched: scanner.matched, unmatched: scanner.unmatched })
     }
 
     /// Expands `word` and splits it at unquoted whitespace, including whitespace that comes from unquoted variables.
     pub fn process_words(&self, word: &str, env: &impl Env) -> Result<Vec<String>, Error> {
         let mut scanner = Scanner::new(self, word, env);
-        let (_, words) = scanner
-            .process_until(None, self.raw_escapes)
-            .map_err(|message| expansion_error(word, message))?;
+        let (_, words) =
+            scanner.process_until(None, self.raw_escapes).map_err(|message| expansion_error(word, message))?;
         Ok(words)
     }
 }
 
 /// Wraps a lexer message with the word it is about.
 fn expansion_error(word: &str, message: String) -> Error {
-    Error::Expansion {
-        word: word.to_owned(),
-        message,
-    }
+    Error::Expansion { word: word.to_owned(), message }
 }
 
 /// Accumulates words while expanding: unquoted whitespace ends a word, quoted text never does.
@@ -156,21 +142,13 @@ impl<'a, E: Env> Scanner<'a, E> {
     /// Looks a name up, recording whether it was set.
     fn lookup(&mut self, name: &str) -> Option<String> {
         let value = self.env.get(name).map(str::to_owned);
-        let seen = if value.is_some() {
-            &mut self.matched
-        } else {
-            &mut self.unmatched
-        };
+        let seen = if value.is_some() { &mut self.matched } else { &mut self.unmatched };
         seen.insert(name.to_owned());
         value
     }
 
     /// Processes until `stop` (consumed) or the end of input; returns the text and its words.
-    fn process_until(
-        &mut self,
-        stop: Option<char>,
-        raw_escapes: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    fn process_until(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<(String, Vec<String>), String> {
         let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
         let result = self.process_until_inner(stop);
         self.raw_escapes = saved;
@@ -220,9 +198,7 @@ impl<'a, E: Env> Scanner<'a, E> {
             }
         }
         match stop {
-            Some(stop) => Err(format!(
-                "unexpected end of statement while looking for matching {stop}"
-            )),
+            Some(stop) => Err(format!("unexpected end of statement while looking for matching {stop}")),
             None => Ok((result, words.finish())),
         }
     }
@@ -237,10 +213,7 @@ impl<'a, E: Env> Scanner<'a, E> {
         loop {
             match self.next() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    );
+                    return Err("unexpected end of statement while looking for matching single-quote".into());
                 }
                 Some('\'') => {
                     if self.lexer.raw_quotes {
@@ -263,10 +236,7 @@ impl<'a, E: Env> Scanner<'a, E> {
         loop {
             match self.peek() {
                 None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    );
+                    return Err("unexpected end of statement while looking for matching double-quote".into());
                 }
                 Some('"') => {
                     self.at += 1;
@@ -342,18 +312,11 @@ impl<'a, E: Env> Scanner<'a, E> {
     }
 
     /// `${name[:]op word}` for `-`, `+`, `?`, `#`, `%` (the colon forms treat empty as unset).
-    fn modified(
-        &mut self,
-        name: &str,
-        operator: char,
-        null_is_unset: bool,
-    ) -> Result<String, String> {
+    fn modified(&mut self, name: &str, operator: char, null_is_unset: bool) -> Result<String, String> {
         let colon = if null_is_unset { ":" } else { "" };
         let pattern_operator = operator == '#' || operator == '%';
         if !matches!(operator, '+' | '-' | '?') && (null_is_unset || !pattern_operator) {
-            return Err(format!(
-                "unsupported modifier ({colon}{operator}) in substitution"
-            ));
+            return Err(format!("unsupported modifier ({colon}{operator}) in substitution"));
         }
         // Patterns keep their escapes so `\*` stays a literal star for the matcher.
         let (word, _) = self.closing_brace_word(pattern_operator)?;
@@ -364,14 +327,7 @@ impl<'a, E: Env> Scanner<'a, E> {
             }
             return match operator {
                 '-' => Ok(word),
-                '?' => Err(format!(
-                    "{name}: {}",
-                    if word.is_empty() {
-                        "is not allowed to be unset"
-                    } else {
-                        &word
-                    }
-                )),
+                '?' => Err(format!("{name}: {}", if word.is_empty() { "is not allowed to be unset" } else { &word })),
                 _ => Ok(String::new()),
             };
         };
@@ -379,14 +335,9 @@ impl<'a, E: Env> Scanner<'a, E> {
         match operator {
             '-' => Ok(if empty_as_unset { word } else { value }),
             '+' => Ok(if empty_as_unset { String::new() } else { word }),
-            '?' if empty_as_unset => Err(format!(
-                "{name}: {}",
-                if word.is_empty() {
-                    "is not allowed to be empty"
-                } else {
-                    &word
-                }
-            )),
+            '?' if empty_as_unset => {
+                Err(format!("{name}: {}", if word.is_empty() { "is not allowed to be empty" } else { &word }))
+            }
             '?' => Ok(value),
             _ => {
                 // A doubled operator (`##`, `%%`) asks for the longest match.
@@ -408,33 +359,23 @@ impl<'a, E: Env> Scanner<'a, E> {
     fn substituted(&mut self, name: &str) -> Result<String, String> {
         let all = self.peek() == Some('/');
         self.at += usize::from(all);
-        let (pattern, _) = self.process_until(Some('/'), true).map_err(|e| {
-            if self.peek().is_none() {
-                "syntax error: missing '/' in ${}".to_owned()
-            } else {
-                e
-            }
-        })?;
+        let (pattern, _) = self
+            .process_until(Some('/'), true)
+            .map_err(|e| if self.peek().is_none() { "syntax error: missing '/' in ${}".to_owned() } else { e })?;
         let (replacement, _) = self.closing_brace_word(true)?;
         match self.lookup(name) {
             Some(value) => Ok(Pattern::new(&pattern).replace(&value, &replacement, all)),
-            None if self.lexer.skip_unset_env => Ok(format!(
-                "${{{name}/{}{pattern}/{replacement}}}",
-                if all { "/" } else { "" }
-            )),
+            None if self.lexer.skip_unset_env => {
+                Ok(format!("${{{name}/{}{pattern}/{replacement}}}", if all { "/" } else { "" }))
+            }
             None => Ok(String::new()),
         }
     }
 
     /// The word up to the closing `}` of a substitution.
     fn closing_brace_word(&mut self, raw_escapes: bool) -> Result<(String, Vec<String>), String> {
-        self.process_until(Some('}'), raw_escapes).map_err(|e| {
-            if self.peek().is_none() {
-                MISSING_BRACE.to_owned()
-            } else {
-                e
-            }
-        })
+        self.process_until(Some('}'), raw_escapes)
+            .map_err(|e| if self.peek().is_none() { MISSING_BRACE.to_owned() } else { e })
     }
 
     /// A variable name: letters, digits and `_`; or a run of digits (positional); or one special parameter.
@@ -468,19 +409,11 @@ mod tests {
     use crate::shell::EnvMap;
 
     fn env() -> EnvMap {
-        [
-            ("PATH", "/usr/local/bin:/usr/bin"),
-            ("FILE", "archive.tar.gz"),
-            ("EMPTY", ""),
-        ]
-        .into_iter()
-        .collect()
+        [("PATH", "/usr/local/bin:/usr/bin"), ("FILE", "archive.tar.gz"), ("EMPTY", "")].into_iter().collect()
     }
 
     fn word(input: &str) -> Result<String, Error> {
-        Lexer::new('\\')
-            .process_word(input, &env())
-            .map(|e| e.value)
+        Lexer::new('\\').process_word(input, &env()).map(|e| e.value)
     }
 
     #[test]
@@ -497,79 +430,36 @@ mod tests {
 
     #[test]
     fn errors() {
-        for bad in [
-            "${}",
-            "${.}",
-            "${FILE:=x}",
-            "${FILE",
-            "${FILE:-x",
-            "${FILE:#x}",
-            "${PATH/x",
-            "'a",
-            "\"a",
-        ] {
-            assert!(
-                matches!(word(bad), Err(Error::Expansion { .. })),
-                "{bad} should fail"
-            );
+        for bad in ["${}", "${.}", "${FILE:=x}", "${FILE", "${FILE:-x", "${FILE:#x}", "${PATH/x", "'a", "\"a"] {
+            assert!(matches!(word(bad), Err(Error::Expansion { .. })), "{bad} should fail");
         }
-        assert_eq!(
-            word("${EMPTY:?custom}").unwrap_err().message(),
-            "EMPTY: custom"
-        );
-        assert_eq!(
-            word("${NOPE?}").unwrap_err().message(),
-            "NOPE: is not allowed to be unset"
-        );
+        assert_eq!(word("${EMPTY:?custom}").unwrap_err().message(), "EMPTY: custom");
+        assert_eq!(word("${NOPE?}").unwrap_err().message(), "NOPE: is not allowed to be unset");
     }
 
     #[test]
     fn reports_matched_and_unmatched_names() {
-        let expanded = Lexer::new('\\')
-            .process_word("$FILE ${NOPE:-$EMPTY} $1", &env())
-            .unwrap();
-        assert_eq!(
-            expanded.matched.into_iter().collect::<Vec<_>>(),
-            vec!["EMPTY", "FILE"]
-        );
-        assert_eq!(
-            expanded.unmatched.into_iter().collect::<Vec<_>>(),
-            vec!["1", "NOPE"]
-        );
+        let expanded = Lexer::new('\\').process_word("$FILE ${NOPE:-$EMPTY} $1", &env()).unwrap();
+        assert_eq!(expanded.matched.into_iter().collect::<Vec<_>>(), vec!["EMPTY", "FILE"]);
+        assert_eq!(expanded.unmatched.into_iter().collect::<Vec<_>>(), vec!["1", "NOPE"]);
     }
 
     #[test]
     fn words_split_unquoted_values_only() {
         let env: EnvMap = [("V", "a  b")].into_iter().collect();
         let lexer = Lexer::new('\\');
-        assert_eq!(
-            lexer.process_words("x$V \"$V\" ''", &env).unwrap(),
-            vec!["xa", "b", "a  b"]
-        );
+        assert_eq!(lexer.process_words("x$V \"$V\" ''", &env).unwrap(), vec!["xa", "b", "a  b"]);
     }
 
     #[test]
     fn raw_modes_keep_quotes_escapes_and_unset_references() {
-        let lexer = Lexer {
-            raw_quotes: true,
-            raw_escapes: true,
-            skip_unset_env: true,
-            ..Lexer::new('\\')
-        };
-        let expanded = lexer
-            .process_word(r#"'a'"b\$"\x$NOPE${NOPE:-d}"#, &EnvMap::new())
-            .unwrap();
+        let lexer = Lexer { raw_quotes: true, raw_escapes: true, skip_unset_env: true, ..Lexer::new('\\') };
+        let expanded = lexer.process_word(r#"'a'"b\$"\x$NOPE${NOPE:-d}"#, &EnvMap::new()).unwrap();
         assert_eq!(expanded.value, r#"'a'"b\$"\x$NOPE${NOPE:-d}"#);
     }
 
     #[test]
     fn backtick_escape() {
-        assert_eq!(
-            Lexer::new('`')
-                .process_word("a`$b\\c", &env())
-                .unwrap()
-                .value,
-            "a$b\\c"
-        );
+        assert_eq!(Lexer::new('`').process_word("a`$b\\c", &env()).unwrap().value, "a$b\\c");
     }
 }

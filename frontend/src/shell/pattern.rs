@@ -10,10 +10,7 @@ enum Token {
     /// `*`: any run of characters, possibly empty.
     AnyRun,
     /// `[...]`: one character in (or, negated, not in) the ranges.
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
+    Class { negated: bool, ranges: Vec<(char, char)> },
 }
 
 /// A compiled glob pattern.
@@ -99,10 +96,7 @@ impl Pattern {
         if !longest {
             starts.reverse();
         }
-        match starts
-            .into_iter()
-            .find(|&start| self.matches(&chars[start..]))
-        {
+        match starts.into_iter().find(|&start| self.matches(&chars[start..])) {
             Some(start) => chars[..start].iter().collect(),
             None => value.to_owned(),
         }
@@ -116,11 +110,7 @@ impl Pattern {
         let mut replaced = false;
         while start < chars.len() {
             let end = (!replaced || all)
-                .then(|| {
-                    (start + 1..=chars.len())
-                        .rev()
-                        .find(|&end| self.matches(&chars[start..end]))
-                })
+                .then(|| (start + 1..=chars.len()).rev().find(|&end| self.matches(&chars[start..end])))
                 .flatten();
             match end {
                 Some(end) => {
@@ -167,9 +157,7 @@ fn token_matches(token: &Token, c: char) -> bool {
     match token {
         Token::Literal(expected) => *expected == c,
         Token::AnyChar | Token::AnyRun => true,
-        Token::Class { negated, ranges } => {
-            ranges.iter().any(|&(low, high)| low <= c && c <= high) != *negated
-        }
+        Token::Class { negated, ranges } => ranges.iter().any(|&(low, high)| low <= c && c <= high) != *negated,
     }
 }
 
@@ -179,28 +167,16 @@ mod tests {
 
     #[test]
     fn prefix_removal() {
-        assert_eq!(
-            Pattern::new("*/").remove_prefix("/usr/local/bin", false),
-            "usr/local/bin"
-        );
-        assert_eq!(
-            Pattern::new("*/").remove_prefix("/usr/local/bin", true),
-            "bin"
-        );
+        assert_eq!(Pattern::new("*/").remove_prefix("/usr/local/bin", false), "usr/local/bin");
+        assert_eq!(Pattern::new("*/").remove_prefix("/usr/local/bin", true), "bin");
         assert_eq!(Pattern::new("x").remove_prefix("abc", true), "abc");
         assert_eq!(Pattern::new("[a-c]?").remove_prefix("bxy", false), "y");
     }
 
     #[test]
     fn suffix_removal() {
-        assert_eq!(
-            Pattern::new(".*").remove_suffix("file.tar.gz", false),
-            "file.tar"
-        );
-        assert_eq!(
-            Pattern::new(".*").remove_suffix("file.tar.gz", true),
-            "file"
-        );
+        assert_eq!(Pattern::new(".*").remove_suffix("file.tar.gz", false), "file.tar");
+        assert_eq!(Pattern::new(".*").remove_suffix("file.tar.gz", true), "file");
         assert_eq!(Pattern::new("[!0-9]").remove_suffix("v12x", false), "v12");
         assert_eq!(Pattern::new("\\*").remove_suffix("a*", false), "a");
     }

@@ -51,8 +51,9 @@ impl TokenIssuer {
         let cert = params.self_signed(&key).unwrap();
         let root_cert_bundle = dir.join("token-signer.pem");
         std::fs::write(&root_cert_bundle, cert.pem()).unwrap();
-        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &SystemRandom::new())
-            .unwrap();
+        let signer =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &SystemRandom::new())
+                .unwrap();
         let x5c = STANDARD.encode(cert.der());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let realm = format!("http://{}/token", listener.local_addr().unwrap());
@@ -82,7 +83,10 @@ impl TokenIssuer {
                     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
                     let token = sign(&signer, &x5c, path, &options);
                     let body = json!({"token": token, "expires_in": options.claimed_expires_in}).to_string();
-                    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
                 } else {
                     "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                 };
@@ -115,7 +119,8 @@ fn sign(signer: &EcdsaKeyPair, x5c: &str, path: &str, options: &IssuerOptions) -
     let header = json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
     let claims = json!({"iss": ISSUER, "sub": user, "aud": SERVICE, "exp": now + options.lifetime - REGISTRY_LEEWAY,
         "nbf": now - 5, "iat": now, "jti": format!("{now}-{}", rand::random::<u64>()), "access": access});
-    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signing_input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let signature = signer.sign(&SystemRandom::new(), signing_input.as_bytes()).unwrap();
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
 }

@@ -132,24 +132,13 @@ mod tests {
 
     #[test]
     fn every_compression_round_trips_and_is_detected() {
-        let data: Vec<u8> = (0..300_000u32)
-            .flat_map(|i| (i % 251).to_le_bytes())
-            .collect();
-        for c in [
-            Compression::Gzip,
-            Compression::Zstd,
-            Compression::Uncompressed,
-        ] {
-            let out = compress(c, c.default_level(), 2, Vec::new(), |w| {
-                w.write_all(&data).context(|| "test".into())
-            })
-            .unwrap();
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        for c in [Compression::Gzip, Compression::Zstd, Compression::Uncompressed] {
+            let out = compress(c, c.default_level(), 2, Vec::new(), |w| w.write_all(&data).context(|| "test".into()))
+                .unwrap();
             assert_eq!(Compression::detect(&out), c);
             let mut back = Vec::new();
-            decompress(&out[..])
-                .unwrap()
-                .read_to_end(&mut back)
-                .unwrap();
+            decompress(&out[..]).unwrap().read_to_end(&mut back).unwrap();
             assert_eq!(back, data, "{c}");
         }
         assert_eq!("zstd".parse::<Compression>().unwrap(), Compression::Zstd);

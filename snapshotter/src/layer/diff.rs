@@ -36,12 +36,7 @@ pub struct DiffOptions {
 
 impl Default for DiffOptions {
     fn default() -> Self {
-        Self {
-            compression: Compression::Gzip,
-            level: None,
-            threads: 2,
-            source_date_epoch: None,
-        }
+        Self { compression: Compression::Gzip, level: None, threads: 2, source_date_epoch: None }
     }
 }
 
@@ -77,51 +72,36 @@ impl DiffOptions {
 }
 
 /// Writes the changes of the snapshot at `layout` as a layer blob into `store`.
-pub fn diff(
-    layout: &SnapshotLayout,
-    store: &ContentStore,
-    options: &DiffOptions,
-) -> Result<LayerDescriptor> {
+pub fn diff(layout: &SnapshotLayout, store: &ContentStore, options: &DiffOptions) -> Result<LayerDescriptor> {
     let (upper, lower, overlay) = match layout {
         SnapshotLayout::OverlayUpper(upper) => (upper.as_path(), None, true),
         SnapshotLayout::Full { dir, parent } => (dir.as_path(), parent.as_deref(), false),
     };
     let level = options.level.unwrap_or(options.compression.default_level());
     let mut diff_id = None;
-    let blob = compress(
-        options.compression,
-        level,
-        options.threads,
-        store.writer()?,
-        |out| {
-            let mut hashed = Hashed::new(out);
-            let mut differ = Differ {
-                // Big writes: file reads fill the buffer directly, and the compressor gets few large calls.
-                tar: TarWriter::new(BufWriter::with_capacity(WRITE_BUFFER, &mut hashed)),
-                epoch: options.source_date_epoch,
-                overlay,
-                links: HashMap::new(),
-                pending: Vec::new(),
-            };
-            differ.walk_dir(b"", upper, lower)?;
-            let hashed = differ
-                .tar
-                .finish()
-                .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
-                .context(|| format!("finishing the layer of {}", show(upper)))?;
-            diff_id = Some(hashed.digest());
-            Ok(())
-        },
-    )?;
+    let blob = compress(options.compression, level, options.threads, store.writer()?, |out| {
+        let mut hashed = Hashed::new(out);
+        let mut differ = Differ {
+            // Big writes: file reads fill the buffer directly, and the compressor gets few large calls.
+            tar: TarWriter::new(BufWriter::with_capacity(WRITE_BUFFER, &mut hashed)),
+            epoch: options.source_date_epoch,
+            overlay,
+            links: HashMap::new(),
+            pending: Vec::new(),
+        };
+        differ.walk_dir(b"", upper, lower)?;
+        let hashed = differ
+            .tar
+            .finish()
+            .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
+            .context(|| format!("finishing the layer of {}", show(upper)))?;
+        diff_id = Some(hashed.digest());
+        Ok(())
+    })?;
     let size = blob.written();
     let digest = blob.commit(None)?;
     let diff_id = diff_id.expect("set by the body, which ran to completion");
-    Ok(LayerDescriptor {
-        media_type: options.compression.media_type().to_owned(),
-        digest,
-        size,
-        diff_id,
-    })
+    Ok(LayerDescriptor { media_type: options.compression.media_type().to_owned(), digest, size, diff_id })
 }
 
 struct Differ<'a, W: Write> {
@@ -213,38 +193,18 @@ impl<W: Write> Differ<'_, W> {
         if meta.nlink() > 1 {
             if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
                 let first = first.clone();
-                return self
-                    .tar
-                    .append(&name, EntryKind::Hardlink(&first), &attrs, None)
-                    .context(what);
+                return self.tar.append(&name, EntryKind::Hardlink(&first), &attrs, None).context(what);
             }
             self.links.insert((meta.dev(), meta.ino()), name.clone());
         }
         if file_type.is_file() {
             let mut file = File::open(path).context(what)?;
-            self.tar
-                .append(
-                    &name,
-                    EntryKind::File { size: meta.len() },
-                    &attrs,
-                    Some(&mut file),
-                )
-                .context(what)
+            self.tar.append(&name, EntryKind::File { size: meta.len() }, &attrs, Some(&mut file)).context(what)
         } else if file_type.is_symlink() {
             let target = fs::read_link(path).context(what)?;
-            self.tar
-                .append(
-                    &name,
-                    EntryKind::Symlink(target.as_os_str().as_bytes()),
-                    &attrs,
-                    None,
-                )
-                .context(what)
+            self.tar.append(&name, EntryKind::Symlink(target.as_os_str().as_bytes()), &attrs, None).context(what)
         } else {
-            let (major, minor) = (
-                rustix::fs::major(meta.rdev()),
-                rustix::fs::minor(meta.rdev()),
-            );
+            let (major, minor) = (rustix::fs::major(meta.rdev()), rustix::fs::minor(meta.rdev()));
             let kind = if file_type.is_char_device() {
                 EntryKind::Char { major, minor }
             } else if file_type.is_block_device() {
@@ -258,14 +218,7 @@ impl<W: Write> Differ<'_, W> {
 
     /// Whether a non-directory differs from its counterpart in the parent tree. Equal metadata with a
     /// whole-second mtime is not proof (tar-extracted files all look like that), so then content decides.
-    fn differs(
-        &self,
-        path: &Path,
-        meta: &Metadata,
-        attrs: &Attrs,
-        lower: &Path,
-        lm: &Metadata,
-    ) -> Result<bool> {
+    fn differs(&self, path: &Path, meta: &Metadata, attrs: &Attrs, lower: &Path, lm: &Metadata) -> Result<bool> {
         let same_meta = meta.file_type() == lm.file_type()
             && meta.len() == lm.len()
             && meta.rdev() == lm.rdev()
@@ -285,8 +238,7 @@ impl<W: Write> Differ<'_, W> {
     }
 
     fn attrs(&self, path: &Path, meta: &Metadata) -> Result<Attrs> {
-        let mut attrs =
-            Attrs::read(path, meta).context(|| format!("reading attributes of {}", show(path)))?;
+        let mut attrs = Attrs::read(path, meta).context(|| format!("reading attributes of {}", show(path)))?;
         if self.overlay {
             attrs.xattrs.retain(|(name, _)| !is_overlay_xattr(name));
         }
@@ -328,10 +280,7 @@ impl<W: Write> Differ<'_, W> {
 
 fn sorted_names(dir: &Path) -> Result<Vec<OsString>> {
     let mut names = fs::read_dir(dir)
-        .and_then(|rd| {
-            rd.map(|e| e.map(|e| e.file_name()))
-                .collect::<std::io::Result<Vec<_>>>()
-        })
+        .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<Vec<_>>>())
         .context(|| format!("listing {}", show(dir)))?;
     names.sort();
     Ok(names)
@@ -351,13 +300,8 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
     let (mut fa, mut fb) = (open(a)?, open(b)?);
     let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let na = fa
-            .read(&mut ba)
-            .context(|| format!("reading {}", show(a)))?;
-        let nb = fb
-            .read_exact(&mut bb[..na])
-            .map(|()| na)
-            .context(|| format!("reading {}", show(b)))?;
+        let na = fa.read(&mut ba).context(|| format!("reading {}", show(a)))?;
+        let nb = fb.read_exact(&mut bb[..na]).map(|()| na).context(|| format!("reading {}", show(b)))?;
         if ba[..na] != bb[..nb] {
             return Ok(false);
         }

@@ -41,11 +41,7 @@ pub(crate) struct Hashed<T> {
 impl<T> Hashed<T> {
     /// Wraps `inner`.
     pub fn new(inner: T) -> Self {
-        Self {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
+        Self { inner, hasher: Sha256::new(), bytes: 0 }
     }
 
     /// The digest of what has passed so far.

@@ -64,11 +64,7 @@ impl<W: Write> TarWriter<W> {
             EntryKind::Char { major, minor } | EntryKind::Block { major, minor } => {
                 header.set_device_major(major)?;
                 header.set_device_minor(minor)?;
-                let t = if matches!(kind, EntryKind::Char { .. }) {
-                    EntryType::Char
-                } else {
-                    EntryType::Block
-                };
+                let t = if matches!(kind, EntryKind::Char { .. }) { EntryType::Char } else { EntryType::Block };
                 (t, 0, None)
             }
             EntryKind::Fifo => (EntryType::Fifo, 0, None),
@@ -76,12 +72,7 @@ impl<W: Write> TarWriter<W> {
         header.set_entry_type(entry_type);
         copy_field(&mut header.as_old_mut().name, name, "path", &mut pax);
         if let Some(link) = link {
-            copy_field(
-                &mut header.as_old_mut().linkname,
-                link,
-                "linkpath",
-                &mut pax,
-            );
+            copy_field(&mut header.as_old_mut().linkname, link, "linkpath", &mut pax);
         }
         header.set_mode(attrs.mode);
         header.set_uid(pax.number("uid", attrs.uid.into(), MAX_OCTAL_8));
@@ -103,10 +94,7 @@ impl<W: Write> TarWriter<W> {
         if let Some(content) = content {
             let copied = io::copy(&mut content.take(size), &mut self.out)?;
             if copied != size {
-                let msg = format!(
-                    "{} shrank while archiving: {copied} of {size} bytes",
-                    String::from_utf8_lossy(name)
-                );
+                let msg = format!("{} shrank while archiving: {copied} of {size} bytes", String::from_utf8_lossy(name));
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, msg));
             }
         }
@@ -122,10 +110,7 @@ impl<W: Write> TarWriter<W> {
     fn append_pax(&mut self, name: &[u8], records: &[u8]) -> io::Result<()> {
         let mut header = Header::new_ustar();
         // A fixed prefix keeps archives reproducible (GNU tar puts its pid here).
-        let base = name
-            .rsplit(|&b| b == b'/')
-            .find(|c| !c.is_empty())
-            .unwrap_or(b"");
+        let base = name.rsplit(|&b| b == b'/').find(|c| !c.is_empty()).unwrap_or(b"");
         let mut pax_name = b"PaxHeaders.0/".to_vec();
         pax_name.extend_from_slice(&base[..base.len().min(NAME_FIELD - pax_name.len())]);
         header.as_old_mut().name[..pax_name.len()].copy_from_slice(&pax_name);
@@ -201,18 +186,12 @@ mod tests {
                 let xattrs = e
                     .pax_extensions()
                     .unwrap()
-                    .map(|p| {
-                        p.map(|r| r.unwrap())
-                            .filter(|r| r.key().unwrap().starts_with("SCHILY.xattr."))
-                    })
+                    .map(|p| p.map(|r| r.unwrap()).filter(|r| r.key().unwrap().starts_with("SCHILY.xattr.")))
                     .into_iter()
                     .flatten()
                     .map(|r| (r.key().unwrap().to_owned(), r.value_bytes().to_vec()))
                     .collect();
-                (
-                    String::from_utf8(e.path_bytes().into_owned()).unwrap(),
-                    xattrs,
-                )
+                (String::from_utf8(e.path_bytes().into_owned()).unwrap(), xattrs)
             })
             .collect()
     }
@@ -227,21 +206,12 @@ mod tests {
             ..Attrs::default()
         };
         let mut w = TarWriter::new(Vec::new());
-        w.append(
-            long.as_bytes(),
-            EntryKind::File { size: 3 },
-            &attrs,
-            Some(&mut &b"abc"[..]),
-        )
-        .unwrap();
+        w.append(long.as_bytes(), EntryKind::File { size: 3 }, &attrs, Some(&mut &b"abc"[..])).unwrap();
         let bytes = w.finish().unwrap();
         let entries = read_back(&bytes);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].0, long);
-        assert_eq!(
-            entries[0].1,
-            vec![("SCHILY.xattr.user.k".to_owned(), b"v\0x".to_vec())]
-        );
+        assert_eq!(entries[0].1, vec![("SCHILY.xattr.user.k".to_owned(), b"v\0x".to_vec())]);
         // tar-rs reads uid from the header only; the PAX record is what GNU tar and containerd use.
         assert!(String::from_utf8_lossy(&bytes).contains("uid=3000000"));
     }
@@ -250,11 +220,7 @@ mod tests {
     fn pax_record_lengths_count_themselves() {
         let mut pax = PaxRecords::default();
         pax.push("path", &[b'a'; 93]);
-        assert!(
-            pax.0.starts_with(b"103 path="),
-            "{}",
-            String::from_utf8_lossy(&pax.0[..10])
-        );
+        assert!(pax.0.starts_with(b"103 path="), "{}", String::from_utf8_lossy(&pax.0[..10]));
         assert_eq!(pax.0.len(), 103);
     }
 }

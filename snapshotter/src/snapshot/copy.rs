@@ -25,10 +25,7 @@ pub(crate) enum Whiteouts {
 
 /// Copies the tree at `src` into `dst` (which may already hold a tree to merge into).
 pub(crate) fn copy_tree(src: &Path, dst: &Path, whiteouts: Whiteouts) -> Result<()> {
-    let mut copier = Copier {
-        whiteouts,
-        links: HashMap::new(),
-    };
+    let mut copier = Copier { whiteouts, links: HashMap::new() };
     fs::create_dir_all(dst).context(|| format!("creating {}", show(dst)))?;
     copier.copy_dir(src, dst)
 }
@@ -42,10 +39,7 @@ struct Copier {
 impl Copier {
     fn copy_dir(&mut self, src: &Path, dst: &Path) -> Result<()> {
         let mut entries: Vec<_> = fs::read_dir(src)
-            .and_then(|rd| {
-                rd.map(|e| e.map(|e| e.file_name()))
-                    .collect::<io::Result<Vec<_>>>()
-            })
+            .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect::<io::Result<Vec<_>>>())
             .context(|| format!("listing {}", show(src)))?;
         entries.sort();
         for name in entries {
@@ -76,8 +70,7 @@ impl Copier {
         }
         if meta.nlink() > 1 && !kind.is_dir() {
             if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
-                return fs::hard_link(first, dst)
-                    .context(|| format!("linking {} to {}", show(dst), show(first)));
+                return fs::hard_link(first, dst).context(|| format!("linking {} to {}", show(dst), show(first)));
             }
             self.links.insert((meta.dev(), meta.ino()), dst.to_owned());
         }
@@ -85,42 +78,26 @@ impl Copier {
             fs::copy(src, dst).context(|| format!("copying {} to {}", show(src), show(dst)))?;
         } else if kind.is_symlink() {
             let target = fs::read_link(src).context(|| format!("reading link {}", show(src)))?;
-            std::os::unix::fs::symlink(&target, dst)
-                .context(|| format!("creating symlink {}", show(dst)))?;
+            std::os::unix::fs::symlink(&target, dst).context(|| format!("creating symlink {}", show(dst)))?;
         } else if kind.is_socket() {
             // A socket is only meaningful to the process that bound it; layers never carry them.
             return Ok(());
         } else {
             let file_type = FileType::from_raw_mode(meta.mode());
-            rustix::fs::mknodat(
-                rustix::fs::CWD,
-                dst,
-                file_type,
-                Mode::from_raw_mode(meta.mode()),
-                meta.rdev(),
-            )
-            .map_err(io::Error::from)
-            .context(|| format!("creating device node {}", show(dst)))?;
+            rustix::fs::mknodat(rustix::fs::CWD, dst, file_type, Mode::from_raw_mode(meta.mode()), meta.rdev())
+                .map_err(io::Error::from)
+                .context(|| format!("creating device node {}", show(dst)))?;
         }
         self.write_attrs(src, dst, &meta, kind.is_symlink())
     }
 
-    fn write_attrs(
-        &self,
-        src: &Path,
-        dst: &Path,
-        meta: &fs::Metadata,
-        is_symlink: bool,
-    ) -> Result<()> {
-        let mut attrs =
-            Attrs::read(src, meta).context(|| format!("reading attributes of {}", show(src)))?;
+    fn write_attrs(&self, src: &Path, dst: &Path, meta: &fs::Metadata, is_symlink: bool) -> Result<()> {
+        let mut attrs = Attrs::read(src, meta).context(|| format!("reading attributes of {}", show(src)))?;
         if self.whiteouts == Whiteouts::Apply {
             // Overlay bookkeeping (opaque markers, redirects) has done its job once merged.
             attrs.xattrs.retain(|(name, _)| !is_overlay_xattr(name));
         }
-        attrs
-            .write(rustix::fs::CWD, dst, is_symlink)
-            .context(|| format!("setting attributes of {}", show(dst)))
+        attrs.write(rustix::fs::CWD, dst, is_symlink).context(|| format!("setting attributes of {}", show(dst)))
     }
 }
 

@@ -111,11 +111,7 @@ pub fn probe(root: &Path) -> SnapshotterKind {
 }
 
 /// Opens the snapshotter of `kind` over the snapshots of `root`.
-pub fn open(
-    root: &Path,
-    meta: Arc<MetadataStore>,
-    kind: SnapshotterKind,
-) -> Result<Box<dyn Snapshotter>> {
+pub fn open(root: &Path, meta: Arc<MetadataStore>, kind: SnapshotterKind) -> Result<Box<dyn Snapshotter>> {
     let dirs = SnapshotDirs::open(root, meta)?;
     Ok(match kind {
         SnapshotterKind::Overlay => Box::new(OverlaySnapshotter::new(dirs)),
@@ -148,23 +144,12 @@ impl SnapshotDirs {
     }
 
     /// Records a new snapshot on `parent` (which must be committed) and creates its `fs/` directory.
-    fn create(
-        &self,
-        key: &str,
-        parent: Option<&str>,
-        kind: SnapshotKind,
-    ) -> Result<SnapshotRecord> {
+    fn create(&self, key: &str, parent: Option<&str>, kind: SnapshotKind) -> Result<SnapshotRecord> {
         if let Some(parent) = parent {
             let record = self.get(parent)?;
             if record.kind != SnapshotKind::Committed {
-                let reason = format!(
-                    "cannot be a parent: it is {}, not committed",
-                    record.kind.as_str()
-                );
-                return Err(Error::SnapshotState {
-                    key: parent.to_owned(),
-                    reason,
-                });
+                let reason = format!("cannot be a parent: it is {}, not committed", record.kind.as_str());
+                return Err(Error::SnapshotState { key: parent.to_owned(), reason });
             }
         }
         let record = self.meta.insert_snapshot(key, parent, kind)?;
@@ -175,9 +160,7 @@ impl SnapshotDirs {
 
     /// The record of `key`, or `SnapshotNotFound`.
     fn get(&self, key: &str) -> Result<SnapshotRecord> {
-        self.meta
-            .snapshot(key)?
-            .ok_or_else(|| Error::SnapshotNotFound(key.to_owned()))
+        self.meta.snapshot(key)?.ok_or_else(|| Error::SnapshotNotFound(key.to_owned()))
     }
 
     /// The committed chain from `parent` down to the base, topmost first.
@@ -187,10 +170,7 @@ impl SnapshotDirs {
         let mut next = parent.map(str::to_owned);
         while let Some(key) = next {
             if !seen.insert(key.clone()) {
-                return Err(Error::SnapshotState {
-                    key,
-                    reason: "its parent chain loops".into(),
-                });
+                return Err(Error::SnapshotState { key, reason: "its parent chain loops".into() });
             }
             let record = self.get(&key)?;
             next = record.parent.clone();
@@ -203,14 +183,8 @@ impl SnapshotDirs {
     fn commit(&self, name: &str, key: &str) -> Result<SnapshotRecord> {
         let record = self.get(key)?;
         if record.kind != SnapshotKind::Active {
-            let reason = format!(
-                "cannot be committed: it is {}, not active",
-                record.kind.as_str()
-            );
-            return Err(Error::SnapshotState {
-                key: key.to_owned(),
-                reason,
-            });
+            let reason = format!("cannot be committed: it is {}, not active", record.kind.as_str());
+            return Err(Error::SnapshotState { key: key.to_owned(), reason });
         }
         let usage = dir_usage(&self.fs(&record))?;
         self.meta.commit_snapshot(key, name, usage.size)
@@ -255,18 +229,9 @@ mod tests {
 
     #[test]
     fn kind_parses_the_flag_values() {
-        assert_eq!(
-            "overlayfs".parse::<SnapshotterKind>().unwrap(),
-            SnapshotterKind::Overlay
-        );
-        assert_eq!(
-            "native".parse::<SnapshotterKind>().unwrap(),
-            SnapshotterKind::Native
-        );
-        assert!(matches!(
-            "zfs".parse::<SnapshotterKind>(),
-            Err(Error::UnknownSnapshotter(_))
-        ));
+        assert_eq!("overlayfs".parse::<SnapshotterKind>().unwrap(), SnapshotterKind::Overlay);
+        assert_eq!("native".parse::<SnapshotterKind>().unwrap(), SnapshotterKind::Native);
+        assert!(matches!("zfs".parse::<SnapshotterKind>(), Err(Error::UnknownSnapshotter(_))));
         assert_eq!(SnapshotterKind::Overlay.to_string(), "overlayfs");
     }
 
@@ -277,9 +242,6 @@ mod tests {
         fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
         let usage = dir_usage(dir.path()).unwrap();
         assert_eq!(usage.inodes, 2);
-        assert!(
-            usage.size >= 8192 && usage.size < 2 * 8192 + 8192,
-            "{usage:?}"
-        );
+        assert!(usage.size >= 8192 && usage.size < 2 * 8192 + 8192, "{usage:?}");
     }
 }

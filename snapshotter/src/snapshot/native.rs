@@ -22,20 +22,13 @@ impl NativeSnapshotter {
         let record = self.dirs.create(key, parent, kind)?;
         if let Some(parent) = parent {
             let parent = self.dirs.get(parent)?;
-            copy_tree(
-                &self.dirs.fs(&parent),
-                &self.dirs.fs(&record),
-                Whiteouts::Keep,
-            )?;
+            copy_tree(&self.dirs.fs(&parent), &self.dirs.fs(&record), Whiteouts::Keep)?;
         }
         Ok(self.mounts_of(&record))
     }
 
     fn mounts_of(&self, record: &SnapshotRecord) -> Vec<Mount> {
-        vec![Mount::bind(
-            &self.dirs.fs(record),
-            record.kind == SnapshotKind::View,
-        )]
+        vec![Mount::bind(&self.dirs.fs(record), record.kind == SnapshotKind::View)]
     }
 }
 
@@ -78,10 +71,7 @@ impl Snapshotter for NativeSnapshotter {
             Some(parent) => Some(self.dirs.fs(&self.dirs.get(parent)?)),
             None => None,
         };
-        Ok(SnapshotLayout::Full {
-            dir: self.dirs.fs(&record),
-            parent,
-        })
+        Ok(SnapshotLayout::Full { dir: self.dirs.fs(&record), parent })
     }
 }
 
@@ -109,18 +99,10 @@ mod tests {
         assert_eq!(mounts, vec![Mount::bind(&dir_of("b"), false)]);
         fs::write(dir_of("b").join("f"), b"changed").unwrap();
         assert_eq!(fs::read(dir_of("base").join("f")).unwrap(), b"base");
-        assert_eq!(
-            native.view("v", Some("base")).unwrap()[0].options,
-            ["rbind", "ro"]
-        );
-        let SnapshotLayout::Full { parent, .. } = native.layout("b").unwrap() else {
-            unreachable!()
-        };
+        assert_eq!(native.view("v", Some("base")).unwrap()[0].options, ["rbind", "ro"]);
+        let SnapshotLayout::Full { parent, .. } = native.layout("b").unwrap() else { unreachable!() };
         assert_eq!(parent, Some(dir_of("base")));
-        assert!(
-            native.commit("x", "v").is_err(),
-            "a view cannot be committed"
-        );
+        assert!(native.commit("x", "v").is_err(), "a view cannot be committed");
         assert!(native.remove("base").is_err(), "base has children");
         native.remove("b").unwrap();
         native.remove("v").unwrap();

@@ -24,10 +24,7 @@ pub struct OverlaySnapshotter {
 
 impl OverlaySnapshotter {
     pub(crate) fn new(dirs: SnapshotDirs) -> Self {
-        Self {
-            dirs,
-            max_lowers: MAX_LOWER_LAYERS,
-        }
+        Self { dirs, max_lowers: MAX_LOWER_LAYERS }
     }
 
     fn work(&self, record: &SnapshotRecord) -> PathBuf {
@@ -39,9 +36,7 @@ impl OverlaySnapshotter {
         let fs_dir = self.dirs.fs(record);
         Ok(vec![match (record.kind, lowers.as_slice()) {
             (SnapshotKind::Active, []) => Mount::bind(&fs_dir, false),
-            (SnapshotKind::Active, _) => {
-                Mount::overlay(&lowers, Some((&fs_dir, &self.work(record))))
-            }
+            (SnapshotKind::Active, _) => Mount::overlay(&lowers, Some((&fs_dir, &self.work(record)))),
             // A view of nothing is an empty directory; a view of one layer needs no overlay.
             (_, []) => Mount::bind(&fs_dir, true),
             (_, [only]) => Mount::bind(only, true),
@@ -65,8 +60,7 @@ impl OverlaySnapshotter {
             for layer in base.iter().rev() {
                 copy_tree(layer, &partial, Whiteouts::Apply)?;
             }
-            fs::rename(&partial, &flat)
-                .context(|| format!("moving {} to {}", show(&partial), show(&flat)))?;
+            fs::rename(&partial, &flat).context(|| format!("moving {} to {}", show(&partial), show(&flat)))?;
         }
         lowers.push(flat);
         Ok(lowers)
@@ -114,9 +108,7 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn layout(&self, key: &str) -> Result<SnapshotLayout> {
-        Ok(SnapshotLayout::OverlayUpper(
-            self.dirs.fs(&self.dirs.get(key)?),
-        ))
+        Ok(SnapshotLayout::OverlayUpper(self.dirs.fs(&self.dirs.get(key)?)))
     }
 }
 
@@ -129,8 +121,7 @@ pub(crate) fn is_whiteout(meta: &fs::Metadata) -> bool {
 pub(crate) fn is_opaque_xattr(path: &Path) -> bool {
     read_xattrs(path).is_ok_and(|xattrs| {
         xattrs.iter().any(|(name, value)| {
-            (name == "trusted.overlay.opaque" || name == "user.overlay.opaque")
-                && value.as_slice() == b"y"
+            (name == "trusted.overlay.opaque" || name == "user.overlay.opaque") && value.as_slice() == b"y"
         })
     })
 }
@@ -139,19 +130,14 @@ pub(crate) fn is_opaque_xattr(path: &Path) -> bool {
 pub(crate) fn probe(root: &Path) -> Result<()> {
     let dir = fresh_dir(root)?;
     let result = (|| {
-        let [lower, upper, work, merged] =
-            ["lower", "upper", "work", "merged"].map(|d| dir.join(d));
+        let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| dir.join(d));
         for d in [&lower, &upper, &work, &merged] {
             fs::create_dir(d).context(|| format!("creating {}", show(d)))?;
         }
         // Two lowers, so the probe exercises a real overlay rather than a degenerate one.
         let lower2 = dir.join("lower2");
         fs::create_dir(&lower2).context(|| format!("creating {}", show(&lower2)))?;
-        mount_all(
-            &[Mount::overlay(&[lower, lower2], Some((&upper, &work)))],
-            &merged,
-        )?
-        .unmount()
+        mount_all(&[Mount::overlay(&[lower, lower2], Some((&upper, &work)))], &merged)?.unmount()
     })();
     remove_any(&dir)?;
     result
@@ -181,13 +167,8 @@ mod tests {
         overlay.max_lowers = 4;
         let mut parent: Option<String> = None;
         for i in 0..7 {
-            overlay
-                .prepare(&format!("a{i}"), parent.as_deref())
-                .unwrap();
-            let SnapshotLayout::OverlayUpper(upper) = overlay.layout(&format!("a{i}")).unwrap()
-            else {
-                panic!()
-            };
+            overlay.prepare(&format!("a{i}"), parent.as_deref()).unwrap();
+            let SnapshotLayout::OverlayUpper(upper) = overlay.layout(&format!("a{i}")).unwrap() else { panic!() };
             fs::write(upper.join(format!("f{i}")), i.to_string()).unwrap();
             if i == 5 {
                 // Deleting a file of the flattened base must still hide it.
@@ -208,10 +189,7 @@ mod tests {
         let target = root.path().join("mnt");
         fs::create_dir(&target).unwrap();
         let guard = mount_all(&mounts, &target).unwrap();
-        let mut names: Vec<_> = fs::read_dir(&target)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut names: Vec<_> = fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["f1", "f2", "f3", "f4", "f5", "f6"]);
         drop(guard);
@@ -229,11 +207,8 @@ mod tests {
         let overlay = OverlaySnapshotter::new(SnapshotDirs::open(&root, meta).unwrap());
         let mut parent: Option<String> = None;
         for i in 0..120 {
-            overlay
-                .prepare(&format!("a{i}"), parent.as_deref())
-                .unwrap();
-            let SnapshotLayout::OverlayUpper(upper) = overlay.layout(&format!("a{i}")).unwrap()
-            else {
+            overlay.prepare(&format!("a{i}"), parent.as_deref()).unwrap();
+            let SnapshotLayout::OverlayUpper(upper) = overlay.layout(&format!("a{i}")).unwrap() else {
                 panic!("overlay layouts are upper dirs")
             };
             fs::write(upper.join(format!("f{i}")), b"x").unwrap();
@@ -241,11 +216,7 @@ mod tests {
             parent = Some(format!("c{i}"));
         }
         let mounts = overlay.prepare("top", parent.as_deref()).unwrap();
-        assert!(
-            mounts[0].options[0].len() > 4096 * 4,
-            "{}",
-            mounts[0].options[0].len()
-        );
+        assert!(mounts[0].options[0].len() > 4096 * 4, "{}", mounts[0].options[0].len());
         let target = tmp.path().join("mnt");
         fs::create_dir(&target).unwrap();
         let guard = mount_all(&mounts, &target).unwrap();

@@ -62,10 +62,7 @@ pub fn tree(root: &Path, mtimes: Mtimes) -> BTreeMap<PathBuf, Node> {
         } else if ft.is_file() {
             ("file", Digest::of(&fs::read(&path).unwrap()).to_string())
         } else if ft.is_symlink() {
-            (
-                "symlink",
-                fs::read_link(&path).unwrap().display().to_string(),
-            )
+            ("symlink", fs::read_link(&path).unwrap().display().to_string())
         } else if ft.is_char_device() {
             ("char", String::new())
         } else if ft.is_block_device() {
@@ -73,24 +70,12 @@ pub fn tree(root: &Path, mtimes: Mtimes) -> BTreeMap<PathBuf, Node> {
         } else {
             ("fifo", String::new())
         };
-        let link_group = (meta.nlink() > 1 && !ft.is_dir()).then(|| {
-            inodes
-                .entry((meta.dev(), meta.ino()))
-                .or_insert_with(|| rel.clone())
-                .clone()
-        });
+        let link_group = (meta.nlink() > 1 && !ft.is_dir())
+            .then(|| inodes.entry((meta.dev(), meta.ino())).or_insert_with(|| rel.clone()).clone());
         let mut xattrs = xattrs(&path);
         xattrs.retain(|(n, _)| !n.starts_with("security.") && !n.contains(".overlay."));
-        let mtime = if ft.is_dir() || mtimes == Mtimes::Ignored {
-            0
-        } else {
-            meta.mtime()
-        };
-        let mode = if ft.is_symlink() {
-            0
-        } else {
-            meta.mode() & 0o7777
-        };
+        let mtime = if ft.is_dir() || mtimes == Mtimes::Ignored { 0 } else { meta.mtime() };
+        let mode = if ft.is_symlink() { 0 } else { meta.mode() & 0o7777 };
         let node = Node {
             kind,
             mode,
@@ -140,29 +125,18 @@ fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 pub fn assert_same_tree(a: &Path, b: &Path, mtimes: Mtimes) {
     let (ta, tb) = (tree(a, mtimes), tree(b, mtimes));
     let mut diffs = Vec::new();
-    for path in ta
-        .keys()
-        .chain(tb.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for path in ta.keys().chain(tb.keys()).collect::<std::collections::BTreeSet<_>>() {
         match (ta.get(path), tb.get(path)) {
             (Some(x), Some(y)) if x == y => {}
             (x, y) => diffs.push(format!("{}:\n  {x:?}\n  {y:?}", path.display())),
         }
     }
-    assert!(
-        diffs.is_empty(),
-        "{} and {} differ:\n{}",
-        a.display(),
-        b.display(),
-        diffs.join("\n")
-    );
+    assert!(diffs.is_empty(), "{} and {} differ:\n{}", a.display(), b.display(), diffs.join("\n"));
 }
 
 /// The manifest of the image tagged `tag` in an OCI layout.
 fn layout_manifest(layout: &Path, tag: &str) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
     let manifest = index["manifests"]
         .as_array()
         .unwrap()
@@ -179,18 +153,7 @@ fn read_json(layout: &Path, digest: &Digest) -> serde_json::Value {
 }
 
 fn digests(list: &serde_json::Value, field: Option<&str>) -> Vec<Digest> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            field
-                .map_or(v, |f| &v[f])
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    list.as_array().unwrap().iter().map(|v| field.map_or(v, |f| &v[f]).as_str().unwrap().parse().unwrap()).collect()
 }
 
 /// The layer digests of the image tagged `tag` in an OCI layout, base first.
@@ -201,11 +164,7 @@ pub fn layout_layers(layout: &Path, tag: &str) -> Vec<Digest> {
 /// The (blob, diffID) pairs of the image tagged `tag` in an OCI layout, base first.
 pub fn layout_layers_with_diff_ids(layout: &Path, tag: &str) -> Vec<(Digest, Digest)> {
     let manifest = layout_manifest(layout, tag);
-    let config_digest: Digest = manifest["config"]["digest"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let config_digest: Digest = manifest["config"]["digest"].as_str().unwrap().parse().unwrap();
     let config = read_json(layout, &config_digest);
     let blobs = digests(&manifest["layers"], Some("digest"));
     let diff_ids = digests(&config["rootfs"]["diff_ids"], None);

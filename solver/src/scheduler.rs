@@ -1,0 +1,185 @@
+//! Runs the nodes of a definition in dependency order: a node starts as soon as its inputs are done, at most
+//! `parallelism` at once. The first failure cancels the rest: running processes are killed, their snapshots
+//! removed, and nothing unfinished is ever recorded in the cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use strata_llb::{Definition, FileAction, Graph, Node, NodeId, Op, SourceOp};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cache::{self, KeyBuilder};
+use crate::context::{self, ContextFilter};
+use crate::error::{Error, Result};
+use crate::snapshot::{ActiveTree, ReadTree, unique_key};
+use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge};
+
+/// What one node's task hands back.
+struct Outcome {
+    node: NodeId,
+    result: NodeResult,
+    image: Option<SourceImage>,
+    executed: bool,
+}
+
+/// Solves everything `definition` needs.
+pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<Solved> {
+    let mut roots: Vec<NodeId> = definition.root.into_iter().collect();
+    roots.extend(definition.steps.iter().filter_map(|s| s.node));
+    roots.extend(definition.base.iter().map(|b| b.node));
+    let graph = Arc::new(definition.graph.clone());
+    let needed = graph.reachable(&roots);
+    let mut waiting: HashMap<NodeId, usize> = needed.iter().map(|&id| (id, graph.node(id).inputs.len())).collect();
+    let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &id in &needed {
+        for &input in &graph.node(id).inputs {
+            dependents.entry(input).or_default().push(id);
+        }
+    }
+    let permits = Arc::new(Semaphore::new(inner.parallelism));
+    let mut solved = Solved::default();
+    let mut tasks = JoinSet::new();
+    let mut ready: Vec<NodeId> = needed.iter().copied().filter(|id| waiting[id] == 0).collect();
+    loop {
+        for id in ready.drain(..) {
+            let inputs: Vec<NodeResult> =
+                graph.node(id).inputs.iter().map(|input| solved.results[input].clone()).collect();
+            let (inner, graph, permits) = (inner.clone(), graph.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                solve_node(&inner, &graph, id, &inputs).await
+            });
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let outcome = joined.map_err(|e| Error::Task { node: "a build step".into(), reason: e.to_string() })??;
+        for &dependent in dependents.get(&outcome.node).into_iter().flatten() {
+            let count = waiting.get_mut(&dependent).expect("dependents are needed nodes");
+            *count -= 1;
+            if *count == 0 {
+                ready.push(dependent);
+            }
+        }
+        solved.executed += usize::from(outcome.executed);
+        if let Some(image) = outcome.image {
+            solved.images.insert(outcome.node, image);
+        }
+        solved.results.insert(outcome.node, outcome.result);
+    }
+    Ok(solved)
+}
+
+/// Solves one node whose inputs are solved, reporting progress.
+async fn solve_node(inner: &Inner, graph: &Graph, id: NodeId, inputs: &[NodeResult]) -> Result<Outcome> {
+    let node = graph.node(id);
+    let started = Instant::now();
+    let outcome = solve_op(inner, graph, node, inputs).await;
+    match &outcome {
+        Ok(o) if o.result.cached => inner.progress.cached(id, &node.meta.description),
+        Ok(_) => inner.progress.finished(id, started.elapsed()),
+        Err(e) => inner.progress.failed(id, &e.to_string()),
+    }
+    outcome
+}
+
+async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<Outcome> {
+    let snapshots: Vec<Option<String>> = inputs.iter().map(|r| r.snapshot.clone()).collect();
+    if let Op::Source(SourceOp::Image { reference, platform }) = &node.op {
+        // Image layers are unpacked once by chain ID; the source itself needs no cache record.
+        inner.progress.started(node.id, &node.meta.description);
+        let image = tokio::task::block_in_place(|| inner.images.resolve(reference, platform))?;
+        let snapshot = tokio::task::block_in_place(|| inner.images.unpack(&image))?;
+        let key = KeyBuilder::new(&node.digest.0).input(image.manifest_digest.to_string().as_bytes()).finish();
+        let result = NodeResult { snapshot, key, cached: false };
+        return Ok(Outcome { node: node.id, result, image: Some(image), executed: false });
+    }
+    let key = tokio::task::block_in_place(|| cache_key(inner, graph, node, inputs))?;
+    if !node.meta.ignore_cache
+        && let Some(snapshot) = tokio::task::block_in_place(|| cache::lookup(&inner.metadata, &key))?
+    {
+        let result = NodeResult { snapshot, key, cached: true };
+        return Ok(Outcome { node: node.id, result, image: None, executed: false });
+    }
+    inner.progress.started(node.id, &node.meta.description);
+    let active = match &node.op {
+        Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots).await?,
+        Op::File(file_op) => tokio::task::block_in_place(|| {
+            let base = file_op.base.and_then(|i| snapshots.get(i).cloned().flatten());
+            let mut active = ActiveTree::prepare(&inner.snapshotter, base.as_deref())?;
+            let dest = active.mount()?;
+            let trees = snapshots
+                .iter()
+                .map(|s| ReadTree::open(&inner.snapshotter, s.as_deref()))
+                .collect::<Result<Vec<_>>>()?;
+            let paths: Vec<_> = trees.iter().map(|t| Some(t.path().to_owned())).collect();
+            file::run(&file_op.actions, &dest, &paths)?;
+            Ok::<_, Error>(active)
+        })?,
+        Op::Merge => tokio::task::block_in_place(|| merge::run(&inner.snapshotter, &snapshots))?,
+        Op::Source(SourceOp::Local { name, include, exclude }) => tokio::task::block_in_place(|| {
+            let dir = context_dir(inner, name)?;
+            let mut active = ActiveTree::prepare(&inner.snapshotter, None)?;
+            let dest = active.mount()?;
+            context::materialise(dir, &ContextFilter::new(include, exclude)?, &dest)?;
+            Ok::<_, Error>(active)
+        })?,
+        Op::Source(other) => return Err(Error::Unsupported(format!("the {} source", other_kind(other)))),
+    };
+    let name = unique_key("build");
+    tokio::task::block_in_place(|| {
+        active.commit(&name)?;
+        cache::record(&inner.metadata, &key, Some(&name))
+    })?;
+    let result = NodeResult { snapshot: Some(name), key, cached: false };
+    Ok(Outcome { node: node.id, result, image: None, executed: matches!(node.op, Op::Exec(_)) })
+}
+
+fn other_kind(source: &SourceOp) -> &'static str {
+    match source {
+        SourceOp::Http { .. } => "HTTP",
+        SourceOp::Git { .. } => "git",
+        SourceOp::Image { .. } | SourceOp::Local { .. } => "image or local",
+    }
+}
+
+/// The directory of the local context `name`.
+fn context_dir<'a>(inner: &'a Inner, name: &str) -> Result<&'a std::path::Path> {
+    inner
+        .contexts
+        .get(name)
+        .map(|p| p.as_path())
+        .ok_or_else(|| Error::MissingInput(format!("no local context named {name:?} was given")))
+}
+
+/// The node's cache key: digest and input keys, where a context input of a file op counts only through the
+/// files the copies select, and a context source through its filtered contents.
+fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<String> {
+    let mut key = KeyBuilder::new(&node.digest.0);
+    if let Op::Source(SourceOp::Local { name, include, exclude }) = &node.op {
+        let filter = ContextFilter::new(include, exclude)?;
+        return Ok(key.input(&context::checksum(context_dir(inner, name)?, &filter)?).finish());
+    }
+    for (index, (input, result)) in node.inputs.iter().zip(inputs).enumerate() {
+        let part = match (&node.op, &graph.node(*input).op) {
+            (Op::File(file_op), Op::Source(SourceOp::Local { name, include, exclude }))
+                if file_op.base != Some(index) =>
+            {
+                let sources: Vec<String> = file_op
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        FileAction::Copy(copy) if copy.input == Some(index) => Some(copy.sources.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                let filter = ContextFilter::new(include, exclude)?;
+                context::checksum_selection(context_dir(inner, name)?, &filter, &sources)?.to_vec()
+            }
+            _ => result.key.as_bytes().to_vec(),
+        };
+        key = key.input(&part);
+    }
+    Ok(key.finish())
+}

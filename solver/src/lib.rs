@@ -162,6 +162,11 @@ impl Solver {
         &self.inner.content
     }
 
+    /// The metadata store (snapshot records, cache records, image names).
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.inner.metadata
+    }
+
     /// The snapshotter results live in.
     pub fn snapshotter(&self) -> &Arc<dyn Snapshotter> {
         &self.inner.snapshotter

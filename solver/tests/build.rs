@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use strata_exporter::{ExportOptions, assemble, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
 use strata_frontend::parser::parse;
 use strata_llb::patterns::read_ignore_file;
@@ -16,22 +17,22 @@ use strata_solver::{Progress, Solved, Solver, StoreImageSource};
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
 
+/// `(name, function)` pairs for the hand-written test runner.
+macro_rules! tests {
+    ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+}
+
 fn main() {
     strata_runtime::run_init_if_requested();
     if !strata_testkit::require_root("solver build tests") {
         return;
     }
-    let tests: &[(&str, fn())] = &[
-        (
-            "run_and_copy_land_in_the_result_and_rebuilds_are_cached",
-            run_and_copy_land_in_the_result_and_rebuilds_are_cached,
-        ),
-        ("changing_a_context_file_reruns_only_dependent_steps", changing_a_context_file_reruns_only_dependent_steps),
-        ("multi_stage_copy_from", multi_stage_copy_from),
-        (
-            "a_failing_run_is_reported_as_buildkit_words_it_and_not_cached",
-            a_failing_run_is_reported_as_buildkit_words_it_and_not_cached,
-        ),
+    let tests: &[(&str, fn())] = tests![
+        run_and_copy_land_in_the_result_and_rebuilds_are_cached,
+        changing_a_context_file_reruns_only_dependent_steps,
+        multi_stage_copy_from,
+        the_oci_export_is_read_by_skopeo_and_umoci,
+        a_failing_run_is_reported_as_buildkit_words_it_and_not_cached,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     for (name, test) in tests {
@@ -221,4 +222,48 @@ fn a_failing_run_is_reported_as_buildkit_words_it_and_not_cached() {
     let active: Vec<_> =
         store.metadata.snapshots().unwrap().into_iter().filter(|s| s.key.starts_with("active")).collect();
     assert!(active.is_empty(), "the failed step's snapshot is removed: {active:?}");
+}
+
+fn the_oci_export_is_read_by_skopeo_and_umoci() {
+    strata_testkit::require_tool("skopeo");
+    let store = Store::new();
+    let ctx = context(&[("app.txt", "app")]);
+    let dockerfile = "FROM busybox\nRUN echo built > /built && rm /bin/ls\nENV MODE=test\nCOPY app.txt /app/\nCMD [\"cat\", \"/built\"]\n";
+    let definition = lowered(dockerfile, ctx.path());
+    let solver = store.solver(ctx.path(), Arc::new(Recorder::default()));
+    let solved = solve(&solver, &definition).unwrap();
+    let options = ExportOptions::new().source_date_epoch(Some(1_700_000_000));
+    let image = assemble(&solver, &definition, &solved, &options).unwrap();
+    assert_eq!(image.layers.len(), 3, "busybox's layer, RUN's and COPY's");
+    let again = assemble(&solver, &definition, &solved, &options).unwrap();
+    assert_eq!(again.manifest.digest(), image.manifest.digest(), "exports are reproducible");
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    write_oci_layout(&store.content, &image, Some("example.com/app:v1"), &layout).unwrap();
+    let inspected = strata_testkit::run(
+        std::process::Command::new("skopeo").arg("inspect").arg(format!("oci:{}:v1", layout.display())),
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 3, "{inspected}");
+    assert!(inspected["Env"].as_array().unwrap().iter().any(|e| e == "MODE=test"), "{inspected}");
+    assert_eq!(inspected["Created"], "2023-11-14T22:13:20Z");
+    let bundle = out.path().join("bundle");
+    strata_testkit::run(
+        std::process::Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:v1", layout.display()))
+            .arg(&bundle),
+    );
+    assert_eq!(read(&bundle.join("rootfs"), "built"), "built\n");
+    assert_eq!(read(&bundle.join("rootfs"), "app/app.txt"), "app");
+    assert!(!bundle.join("rootfs/bin/ls").exists(), "the RUN's deletion is a whiteout");
+    let tarball = out.path().join("image.tar");
+    write_oci_tar(&store.content, &image, None, &tarball).unwrap();
+    strata_testkit::run(
+        std::process::Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", tarball.display())),
+    );
+    let local = out.path().join("local");
+    write_local(&store.content, &image, &local).unwrap();
+    assert_eq!(read(&local, "built"), "built\n");
+    assert!(local.join("bin/busybox").exists() && !local.join("bin/ls").exists());
 }

@@ -26,49 +26,24 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     if args.verbose {
         println!("\n{:<60} {:>12} {:>14}", "CACHE KEY", "SIZE", "LAST USED");
         for (record, size) in &usage.cache {
-            println!(
-                "{:<60} {:>12} {:>14}",
-                record.key,
-                human_size(*size),
-                ago(record.last_used)
-            );
+            println!("{:<60} {:>12} {:>14}", record.key, human_size(*size), ago(record.last_used));
         }
-        println!(
-            "\n{:<40} {:<10} {:>12} {:>14}",
-            "SNAPSHOT", "KIND", "SIZE", "LAST USED"
-        );
+        println!("\n{:<40} {:<10} {:>12} {:>14}", "SNAPSHOT", "KIND", "SIZE", "LAST USED");
         for (record, size) in &usage.snapshots {
             let (key, kind) = (&record.key, record.kind.as_str());
-            println!(
-                "{key:<40} {kind:<10} {:>12} {:>14}",
-                human_size(*size),
-                ago(record.last_used)
-            );
+            println!("{key:<40} {kind:<10} {:>12} {:>14}", human_size(*size), ago(record.last_used));
         }
         println!("\n{:<72} {:>12} {:>6}", "BLOB", "SIZE", "LIVE");
         for (digest, size, live) in &usage.blobs {
-            println!(
-                "{:<72} {:>12} {:>6}",
-                digest.to_string(),
-                human_size(*size),
-                live
-            );
+            println!("{:<72} {:>12} {:>6}", digest.to_string(), human_size(*size), live);
         }
     }
     let cache: u64 = usage.cache.iter().map(|c| c.1).sum();
     let snapshots: u64 = usage.snapshots.iter().map(|s| s.1).sum();
     let blobs: u64 = usage.blobs.iter().map(|b| b.1).sum();
     println!();
-    println!(
-        "Cache records:\t{} ({})",
-        usage.cache.len(),
-        human_size(cache)
-    );
-    println!(
-        "Snapshots:\t{} ({})",
-        usage.snapshots.len(),
-        human_size(snapshots)
-    );
+    println!("Cache records:\t{} ({})", usage.cache.len(), human_size(cache));
+    println!("Snapshots:\t{} ({})", usage.snapshots.len(), human_size(snapshots));
     println!("Blobs:\t\t{} ({})", usage.blobs.len(), human_size(blobs));
     println!("Reclaimable:\t{}", human_size(usage.reclaimable));
     println!("Total:\t\t{}", human_size(usage.total()));

@@ -29,10 +29,10 @@ enum Format {
 
 /// Parses the file and prints the tree in the chosen format to stdout.
 pub fn run(args: &ParseArgs) -> Result<ExitCode, CliError> {
-    let source = std::fs::read_to_string(&args.file)
-        .map_err(|e| CliError(format!("reading {}: {e}", args.file.display())))?;
-    let ast = strata_frontend::parser::parse(&source, &args.file.display().to_string())
-        .map_err(CliError::from_display)?;
+    let source =
+        std::fs::read_to_string(&args.file).map_err(|e| CliError(format!("reading {}: {e}", args.file.display())))?;
+    let ast =
+        strata_frontend::parser::parse(&source, &args.file.display().to_string()).map_err(CliError::from_display)?;
     match args.format {
         Format::Json => println!("{}", ast.to_json()),
         Format::Buildkit => println!("{}", ast.dump()),

@@ -33,14 +33,8 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     if let Some(until) = args.filter.into_iter().max() {
         options = options.until(until);
     }
-    let report = strata_snapshotter::prune(
-        &globals.root,
-        &root.meta,
-        &root.store,
-        root.snapshotter.as_ref(),
-        &options,
-    )
-    .map_err(CliError::from_display)?;
+    let report = strata_snapshotter::prune(&globals.root, &root.meta, &root.store, root.snapshotter.as_ref(), &options)
+        .map_err(CliError::from_display)?;
     for key in &report.cache_records {
         println!("cache\t{key}");
     }
@@ -65,29 +59,19 @@ impl Root {
     /// Opens (creating if needed) everything under `--root`.
     pub fn open(globals: &Globals) -> Result<Self, CliError> {
         let meta = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
-        let store =
-            ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?;
+        let store = ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?;
         let kind = snapshot::probe(&globals.root);
-        let snapshotter =
-            snapshot::open(&globals.root, meta.clone(), kind).map_err(CliError::from_display)?;
-        Ok(Self {
-            meta,
-            store,
-            snapshotter,
-        })
+        let snapshotter = snapshot::open(&globals.root, meta.clone(), kind).map_err(CliError::from_display)?;
+        Ok(Self { meta, store, snapshotter })
     }
 }
 
 /// Parses a size as Docker does: a number with an optional B, K/KB/KiB, M/MB/MiB, G/GB/GiB or T/TB/TiB
 /// suffix, all powers of 1024.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected e.g. 10GB or 512MiB"))?;
+    let number: f64 = number.parse().map_err(|_| format!("invalid size {s:?}: expected e.g. 10GB or 512MiB"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -95,9 +79,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         other => {
-            return Err(format!(
-                "invalid size unit {other:?} in {s:?}: expected B, KB, MB, GB or TB"
-            ));
+            return Err(format!("invalid size unit {other:?} in {s:?}: expected B, KB, MB, GB or TB"));
         }
     };
     Ok((number * (1u64 << shift) as f64) as u64)
@@ -107,9 +89,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn parse_filter(s: &str) -> Result<Duration, String> {
     match s.split_once('=') {
         Some(("until", duration)) => parse_duration(duration),
-        _ => Err(format!(
-            "unsupported filter {s:?}: expected until=DURATION (e.g. until=24h)"
-        )),
+        _ => Err(format!("unsupported filter {s:?}: expected until=DURATION (e.g. until=24h)")),
     }
 }
 
@@ -121,13 +101,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
         let value: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        let unit_len = rest[digits..]
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len() - digits);
+        let unit_len = rest[digits..].find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len() - digits);
         let seconds = match &rest[digits..digits + unit_len] {
             "s" => 1,
             "m" => 60,
@@ -150,11 +126,7 @@ pub(super) fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}{}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes}B") } else { format!("{value:.3}{}", UNITS[unit]) }
 }
 
 #[cfg(test)]
@@ -168,14 +140,8 @@ mod tests {
         assert_eq!(parse_size("1.5k").unwrap(), 1536);
         assert_eq!(parse_size("42").unwrap(), 42);
         assert!(parse_size("10XB").is_err());
-        assert_eq!(
-            parse_filter("until=1h30m").unwrap(),
-            Duration::from_secs(5400)
-        );
-        assert_eq!(
-            parse_duration("7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
+        assert_eq!(parse_filter("until=1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert!(parse_filter("label=x").is_err());
         assert!(parse_duration("10").is_err());
         assert_eq!(human_size(1_500_000), "1.500MB");

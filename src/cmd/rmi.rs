@@ -28,5 +28,9 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
             missing.push(name);
         }
     }
-    if missing.is_empty() { Ok(ExitCode::SUCCESS) } else { Err(CliError(format!("no such image: {}", missing.join(", ")))) }
+    if missing.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError(format!("no such image: {}", missing.join(", "))))
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use strata_llb::{ExecOp, MountKind, NetworkMode, NodeId};
 use strata_runtime::{Network, ProcessSpec, Rootfs};
@@ -24,7 +24,14 @@ struct MountHolds {
 
 /// Runs `op` of node `node`; `inputs[i]` is input `i`'s snapshot (`None` for empty). Returns the root
 /// snapshot with the process's changes, still to be committed.
-pub(crate) async fn run(inner: &Inner, node: NodeId, op: &ExecOp, inputs: &[Option<String>]) -> Result<ActiveTree> {
+/// With `fresh_cache_mounts` (a `--no-cache` step), cache mounts start empty and what they get is thrown away.
+pub(crate) async fn run(
+    inner: &Inner,
+    node: NodeId,
+    op: &ExecOp,
+    inputs: &[Option<String>],
+    fresh_cache_mounts: bool,
+) -> Result<ActiveTree> {
     let command = op.args.join(" ");
     let root_input = op.mounts.first().and_then(|m| m.input).and_then(|i| inputs.get(i).cloned().flatten());
     let snapshotter = inner.snapshotter.clone();
@@ -68,13 +75,24 @@ pub(crate) async fn run(inner: &Inner, node: NodeId, op: &ExecOp, inputs: &[Opti
                 builder.bind(source, &mount.target, mount.readonly)
             }
             MountKind::Cache { id, mode, uid, gid, .. } => {
-                builder.bind(cache_dir(inner, id, *mode, *uid, *gid)?, &mount.target, false)
+                let dir = if fresh_cache_mounts {
+                    let scratch = tempfile::Builder::new()
+                        .prefix("strata-cache-")
+                        .tempdir()
+                        .io_context(|| format!("creating a fresh cache mount {id}"))?;
+                    let dir = scratch.path().join("cache");
+                    holds.dirs.push(scratch);
+                    dir
+                } else {
+                    inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str())
+                };
+                builder.bind(cache_dir(&dir, id, *mode, *uid, *gid)?, &mount.target, false)
             }
             MountKind::Tmpfs { .. } => builder.tmpfs(&mount.target),
             MountKind::Secret { id, env, required, mode, uid, gid } => {
                 let Some(value) = inner.secrets.get(id) else {
                     if *required {
-                        return Err(Error::MissingInput(format!("secret {id} not found")));
+                        return Err(Error::MissingInput(format!("secret {id}: not found")));
                     }
                     continue;
                 };
@@ -131,10 +149,10 @@ async fn forward_lines(stream: impl AsyncRead + Unpin, progress: std::sync::Arc<
     }
 }
 
-/// The persistent directory of cache mount `id`, created with its mode and owner the first time.
-fn cache_dir(inner: &Inner, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
-    // Ids are free text (often paths); hashing gives every id a safe, distinct directory name.
-    let dir = inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str());
+/// The directory `dir` of cache mount `id`, created with its mode and owner the first time. Persistent ones
+/// live under `<root>/cache-mounts/<blake3 of id>`: ids are free text (often paths), the hash is a safe name.
+fn cache_dir(dir: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+    let dir = dir.to_owned();
     if !dir.exists() {
         fs::create_dir_all(&dir).io_context(|| format!("creating cache mount {id}"))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(mode))

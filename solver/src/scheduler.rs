@@ -103,7 +103,7 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
     }
     inner.progress.started(node.id, &node.meta.description);
     let active = match &node.op {
-        Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots).await?,
+        Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots, node.meta.ignore_cache).await?,
         Op::File(file_op) => tokio::task::block_in_place(|| {
             let base = file_op.base.and_then(|i| snapshots.get(i).cloned().flatten());
             let mut active = ActiveTree::prepare(&inner.snapshotter, base.as_deref())?;

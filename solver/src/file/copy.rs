@@ -102,7 +102,8 @@ fn copy_entry(src: &Path, dst: &Path, meta: &Metadata, rel: &str, options: &Opti
         if fs::symlink_metadata(dst).is_ok_and(|m| !m.is_dir()) {
             remove_any(dst)?;
         }
-        if !dst.is_dir() {
+        let existed = dst.is_dir();
+        if !existed {
             fs::create_dir(dst).io_context(|| format!("creating {}", dst.display()))?;
         }
         let mut entries: Vec<_> = fs::read_dir(src)
@@ -119,6 +120,16 @@ fn copy_entry(src: &Path, dst: &Path, meta: &Metadata, rel: &str, options: &Opti
                 format!("{rel}/{}", name.to_string_lossy())
             };
             copy_entry(&entry.path(), &dst.join(&name), &child_meta, &child_rel, options)?;
+        }
+        if rel.is_empty() {
+            // The directory copied into is the destination, not a copied entry: an existing one is left as it
+            // is, a new one is made like a missing parent (owned by root or --chown), as BuildKit does.
+            if existed {
+                return Ok(());
+            }
+            let (uid, gid) = options.owner.unwrap_or((0, 0));
+            return std::os::unix::fs::chown(dst, Some(uid), Some(gid))
+                .io_context(|| format!("changing the owner of {}", dst.display()));
         }
     } else {
         if !rel.is_empty() && options.exclude.matches(rel) {

@@ -34,11 +34,12 @@ pub(crate) fn run(actions: &[FileAction], dest: &Path, inputs: &[Option<PathBuf>
             }
             FileAction::Mkdir { path, mode, make_parents, chown } => {
                 let target = resolve_in_root(dest, path, true)?;
-                let made = if *make_parents { fs::create_dir_all(&target) } else { fs::create_dir(&target) };
-                match made {
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => {}
-                    other => other.io_context(|| format!("mkdir {path}"))?,
+                if *make_parents && target.is_dir() {
+                    // An existing directory keeps its owner and mode (WORKDIR over a chowned directory).
+                    continue;
                 }
+                let made = if *make_parents { fs::create_dir_all(&target) } else { fs::create_dir(&target) };
+                made.io_context(|| format!("mkdir {path}"))?;
                 fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
                     .io_context(|| format!("setting the mode of {path}"))?;
                 apply_owner(dest, &target, chown.as_ref())?;

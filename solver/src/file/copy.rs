@@ -36,10 +36,10 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
     let dest_path = resolve_in_root(dest, &action.dest, true)?;
     let into_dir = action.dest.ends_with('/') || matches.len() > 1 || dest_path.is_dir();
     for found in matches {
-        let found =
-            if action.follow_symlinks { resolve_in_root(source, &relative(source, &found), true)? } else { found };
+        // A followed symlink is copied under its own name, with its target's contents.
+        let (name, rel) = (file_name(&found), relative(source, &found));
+        let found = if action.follow_symlinks { resolve_in_root(source, &rel, true)? } else { found };
         let meta = fs::symlink_metadata(&found).io_context(|| format!("reading {}", found.display()))?;
-        let rel = relative(source, &found);
         let base = if action.parents {
             let parent = Path::new(&rel).parent().map(Path::to_owned).unwrap_or_default();
             resolve_in_root(dest, &format!("{}/{}", action.dest, parent.display()), true)?
@@ -47,17 +47,23 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
             dest_path.clone()
         };
         if meta.is_dir() && action.dir_contents_only {
-            let target = if action.parents && !rel.is_empty() { base.join(file_name(&found)) } else { base };
+            let target = if action.parents && !rel.is_empty() { base.join(&name) } else { base };
             make_parents(&target, action.create_dest_path)?;
             copy_entry(&found, &target, &meta, "", &options)?;
             continue;
         }
         if action.unpack && meta.is_file() && is_archive(&found)? {
-            fs::create_dir_all(&base).io_context(|| format!("creating {}", base.display()))?;
-            unpack(&found, &base)?;
+            if !base.is_dir() {
+                fs::create_dir_all(&base).io_context(|| format!("creating {}", base.display()))?;
+                if let Some((uid, gid)) = options.owner {
+                    std::os::unix::fs::chown(&base, Some(uid), Some(gid))
+                        .io_context(|| format!("changing the owner of {}", base.display()))?;
+                }
+            }
+            unpack(&found, &base, options.owner)?;
             continue;
         }
-        let target = if into_dir || action.parents { base.join(file_name(&found)) } else { base };
+        let target = if into_dir || action.parents { base.join(&name) } else { base };
         make_parents(&target, action.create_dest_path)?;
         copy_entry(&found, &target, &meta, "", &options)?;
     }
@@ -175,17 +181,28 @@ fn is_archive(path: &Path) -> Result<bool> {
     Ok(head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar"))
 }
 
-/// Extracts the archive at `path` into `dir`; the tar crate refuses entries that would land outside it.
-fn unpack(path: &Path, dir: &Path) -> Result<()> {
-    let file = BufReader::new(fs::File::open(path).io_context(|| format!("opening {}", path.display()))?);
-    let mut magic = BufReader::new(file);
-    let gzip = std::io::BufRead::fill_buf(&mut magic).is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
-    let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(magic)) } else { Box::new(magic) };
+/// Extracts the archive at `path` into `dir`, every entry owned by `owner` if given; the tar crate refuses
+/// entries that would land outside `dir`.
+fn unpack(path: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    let context = || format!("unpacking {} into {}", path.display(), dir.display());
+    let mut reader = BufReader::new(fs::File::open(path).io_context(|| format!("opening {}", path.display()))?);
+    let gzip = std::io::BufRead::fill_buf(&mut reader).is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
+    let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(reader)) } else { Box::new(reader) };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_overwrite(true);
-    archive.unpack(dir).io_context(|| format!("unpacking {} into {}", path.display(), dir.display()))
+    for entry in archive.entries().io_context(context)? {
+        let mut entry = entry.io_context(context)?;
+        let name = entry.path().io_context(context)?.into_owned();
+        entry.unpack_in(dir).io_context(context)?;
+        if let Some((uid, gid)) = owner {
+            let target = dir.join(&name);
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                .io_context(|| format!("changing the owner of {}", target.display()))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,9 @@
 //! `strata run` end to end: the binary re-executes itself as the container init.
 
-use assert_cmd::Command;
-use strata_testkit::{busybox_layout, busybox_rootfs, require_root};
+mod common;
 
-fn strata() -> Command {
-    Command::cargo_bin("strata").unwrap()
-}
+use common::{BusyboxRegistry, strata};
+use strata_testkit::{busybox_rootfs, require_root};
 
 #[test]
 fn run_over_a_rootfs_directory_passes_options_and_the_exit_code() {
@@ -34,25 +32,35 @@ fn run_over_a_rootfs_directory_passes_options_and_the_exit_code() {
 }
 
 #[test]
-fn run_uses_the_oci_image_config_and_entrypoint_override() {
-    if !require_root("run_uses_the_oci_image_config_and_entrypoint_override") {
+fn run_pulls_a_missing_image_and_uses_its_config_and_entrypoint_override() {
+    if !require_root("run_pulls_a_missing_image_and_uses_its_config_and_entrypoint_override") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let layout = busybox_layout(dir.path());
-    let image = format!("oci:{}:latest", layout.display());
-    // The image's Cmd is `sh`, with no stdin: it exits 0 at once.
-    strata().args(["run", &image]).assert().success();
-    let out = strata().args(["run", &image, "sh", "-c", "echo $PATH; ls /bin/busybox"]).output().unwrap();
+    let busybox = BusyboxRegistry::start();
+    let image = busybox.image.as_str();
+    // Not in the store yet: pulled, unpacked, then run. The image's Cmd is `sh`, with no stdin: it exits 0.
+    let out = busybox.strata().args(["run", image]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pulling"));
+    let out = busybox
+        .strata()
+        .args(["run", image, "sh", "-c", "echo $PATH; ls /bin/busybox; touch /left-behind"])
+        .output()
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/bin/busybox\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = strata().args(["run", "--entrypoint", "echo", &image, "over", "ridden"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pulling"), "the second run uses the store");
+    let out = busybox.strata().args(["run", image, "ls", "/left-behind"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "writes are discarded with the container's snapshot");
+    let out = busybox.strata().args(["run", "--entrypoint", "echo", image, "over", "ridden"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over ridden\n");
-    let out = strata().args(["run", "-u", "nosuchuser", &image, "id"]).output().unwrap();
+    let out = busybox.strata().args(["run", "-u", "nosuchuser", image, "id"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"nosuchuser\""));
+    let snapshots = busybox.ok(&["du", "--verbose"]);
+    assert!(!snapshots.contains("run-"), "no container snapshot is left behind:\n{snapshots}");
 }

@@ -1,5 +1,6 @@
 //! Storage under every strata build: a content store of blobs addressed by sha256, a metadata database shared by
-//! concurrent `strata` processes, snapshots (overlayfs or plain copies), and the diff/apply of OCI layers.
+//! concurrent `strata` processes, snapshots (overlayfs or plain copies), the diff/apply of OCI layers, and the
+//! unpacking of images into snapshots.
 
 pub mod content;
 pub mod digest;
@@ -10,6 +11,7 @@ pub mod layer;
 pub mod metadata;
 pub mod mount;
 pub mod snapshot;
+pub mod unpack;
 
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
@@ -24,3 +26,4 @@ pub use metadata::{
 };
 pub use mount::{Mount, MountGuard, mount_all, unmount};
 pub use snapshot::{SnapshotLayout, Snapshotter, SnapshotterKind, Usage};
+pub use unpack::{chain_ids, snapshot_key_of, unpack};

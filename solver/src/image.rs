@@ -2,14 +2,14 @@
 //! [`StoreImageSource`] serves images already in strata's stores (pulled, built or imported), unpacking
 //! their layers once each into snapshots keyed by chain ID.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use strata_llb::Platform;
-use strata_snapshotter::{ContentStore, Digest, MetadataStore, SnapshotKind, Snapshotter, apply_blob};
+use strata_snapshotter::metadata::{RefTarget, image_owner};
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, Snapshotter, chain_ids, unpack};
 
 use crate::error::{Error, Result};
-use crate::snapshot::unique_key;
 
 /// A resolved base image: its manifest and configuration.
 #[derive(Debug, Clone)]
@@ -38,14 +38,12 @@ pub struct StoreImageSource {
     content: Arc<ContentStore>,
     metadata: Arc<MetadataStore>,
     snapshotter: Arc<dyn Snapshotter>,
-    /// Two builds of one base must not unpack the same layer at once.
-    unpacking: Mutex<()>,
 }
 
 impl StoreImageSource {
     /// Serves the images of these stores.
     pub fn new(content: Arc<ContentStore>, metadata: Arc<MetadataStore>, snapshotter: Arc<dyn Snapshotter>) -> Self {
-        Self { content, metadata, snapshotter, unpacking: Mutex::new(()) }
+        Self { content, metadata, snapshotter }
     }
 
     /// Reads a JSON blob.
@@ -73,45 +71,29 @@ impl ImageSource for StoreImageSource {
 
     fn unpack(&self, image: &SourceImage) -> Result<Option<String>> {
         let fail = |reason: String| Error::Image { reference: image.reference.clone(), reason };
-        let _one_at_a_time = self.unpacking.lock().unwrap_or_else(|e| e.into_inner());
         let diff_ids = image.config.rootfs().diff_ids();
         if diff_ids.len() != image.manifest.layers().len() {
             return Err(fail("the config's diff IDs and the manifest's layers differ in number".into()));
         }
-        let mut parent: Option<String> = None;
-        let mut chain = String::new();
-        for (layer, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
-            chain = if chain.is_empty() {
-                diff_id.clone()
-            } else {
-                Digest::of(format!("{chain} {diff_id}").as_bytes()).to_string()
-            };
-            let key = format!("layer/{chain}");
-            let existing = self.metadata.snapshot(&key).map_err(|e| fail(e.to_string()))?;
-            if !existing.is_some_and(|s| s.kind == SnapshotKind::Committed) {
-                let digest: Digest =
-                    layer.digest().to_string().parse().map_err(|e| fail(format!("layer digest: {e}")))?;
-                let active = unique_key("unpack");
-                self.snapshotter.prepare(&active, parent.as_deref()).map_err(|e| fail(e.to_string()))?;
-                let applied = self
-                    .snapshotter
-                    .layout(&active)
-                    .and_then(|layout| apply_blob(&self.content, &digest, &layout))
-                    .and_then(|applied| self.snapshotter.commit(&key, &active).map(|()| applied));
-                match applied {
-                    Ok(applied) if applied.diff_id.to_string() == *diff_id => {}
-                    Ok(applied) => {
-                        let _ = self.snapshotter.remove(&key);
-                        return Err(fail(format!("layer {digest} has diff ID {}, not {diff_id}", applied.diff_id)));
-                    }
-                    Err(e) => {
-                        let _ = self.snapshotter.remove(&active);
-                        return Err(fail(format!("unpacking layer {digest}: {e}")));
-                    }
-                }
-            }
-            parent = Some(key);
+        let layers = image
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(layer, diff_id)| Ok((layer.digest().to_string().parse()?, diff_id.parse()?)))
+            .collect::<strata_snapshotter::Result<Vec<(Digest, Digest)>>>()
+            .map_err(|e| fail(format!("a layer digest or diff ID: {e}")))?;
+        if layers.is_empty() {
+            return Ok(None);
         }
-        Ok(parent)
+        // Referenced under the image's name before they exist, so a concurrent prune cannot remove a layer
+        // before the next one is prepared on it.
+        let owner = image_owner(&image.reference);
+        for chain_id in chain_ids(layers.iter().map(|(_, diff_id)| diff_id)) {
+            self.metadata
+                .add_ref(&owner, &RefTarget::Snapshot(chain_id.to_string()))
+                .map_err(|e| fail(format!("referencing layer {chain_id}: {e}")))?;
+        }
+        unpack(&self.content, self.snapshotter.as_ref(), &layers).map(Some).map_err(|e| fail(format!("unpacking: {e}")))
     }
 }

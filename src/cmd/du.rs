@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use super::prune::{Root, human_size};
+use super::prune::human_size;
+use super::store::Stores;
 use super::{CliError, Globals};
 
 /// Options of `strata du`.
@@ -16,8 +17,8 @@ pub struct Args {
 
 /// Runs `strata du`.
 pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
-    let root = Root::open(globals)?;
-    let usage = strata_snapshotter::disk_usage(&root.meta, &root.store, root.snapshotter.as_ref())
+    let stores = Stores::open(globals)?;
+    let usage = strata_snapshotter::disk_usage(&stores.metadata, &stores.content, stores.snapshotter.as_ref())
         .map_err(CliError::from_display)?;
     println!("{:<60} {:>12}", "IMAGE", "SIZE");
     for (name, size) in &usage.images {

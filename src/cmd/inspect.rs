@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use strata_snapshotter::Digest;
 
 use super::store::{Stores, reference};
 use super::{CliError, Globals};
@@ -20,17 +19,12 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     let reference = reference(&args.reference)?;
     let stores = Stores::open(globals)?;
     let digest = stores.image(&reference)?;
-    let manifest = read_json(&stores, &digest)?;
+    let manifest = stores.read_json(&digest)?;
     let config = match manifest["config"]["digest"].as_str() {
-        Some(config) => read_json(&stores, &config.parse().map_err(CliError::from_display)?)?,
+        Some(config) => stores.read_json(&config.parse().map_err(CliError::from_display)?)?,
         None => Value::Null,
     };
     let out = json!({"name": reference.to_string(), "digest": digest, "manifest": manifest, "config": config});
     println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
     Ok(ExitCode::SUCCESS)
-}
-
-fn read_json(stores: &Stores, digest: &Digest) -> Result<Value, CliError> {
-    let bytes = stores.content.read_bytes(digest).map_err(CliError::from_display)?;
-    serde_json::from_slice(&bytes).map_err(|e| CliError(format!("blob {digest} is not JSON: {e}")))
 }

@@ -16,6 +16,8 @@ pub mod tag;
 
 use std::path::PathBuf;
 
+use strata_snapshotter::SnapshotterKind;
+
 /// Options every subcommand takes, as `docker buildx` and buildkitd users know them.
 #[derive(Debug, clap::Args)]
 pub struct Globals {
@@ -25,6 +27,9 @@ pub struct Globals {
     /// Registry configuration in buildkitd.toml's shape (`[registry."host"] mirrors, http, insecure, ca`).
     #[arg(long, global = true, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How images are unpacked: `overlayfs` or `native`; overlayfs when the kernel can mount it under `--root`.
+    #[arg(long, global = true, env = "STRATA_SNAPSHOTTER")]
+    pub snapshotter: Option<SnapshotterKind>,
 }
 
 /// `/var/lib/strata` for root, `$XDG_DATA_HOME/strata` (or `~/.local/share/strata`) for other users.

@@ -1,12 +1,11 @@
 //! `strata prune`: remove build cache and what nothing uses any more, like `docker buildx prune`.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use strata_snapshotter::snapshot::{self, Snapshotter};
-use strata_snapshotter::{ContentStore, MetadataStore, PruneOptions};
+use strata_snapshotter::PruneOptions;
 
+use super::store::Stores;
 use super::{CliError, Globals};
 
 /// Options of `strata prune`.
@@ -25,7 +24,7 @@ pub struct Args {
 
 /// Runs `strata prune`.
 pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
-    let root = Root::open(globals)?;
+    let stores = Stores::open(globals)?;
     let mut options = PruneOptions::new().all(args.all);
     if let Some(bytes) = args.keep_storage {
         options = options.keep_storage(bytes);
@@ -33,8 +32,14 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     if let Some(until) = args.filter.into_iter().max() {
         options = options.until(until);
     }
-    let report = strata_snapshotter::prune(&globals.root, &root.meta, &root.store, root.snapshotter.as_ref(), &options)
-        .map_err(CliError::from_display)?;
+    let report = strata_snapshotter::prune(
+        &globals.root,
+        &stores.metadata,
+        &stores.content,
+        stores.snapshotter.as_ref(),
+        &options,
+    )
+    .map_err(CliError::from_display)?;
     for key in &report.cache_records {
         println!("cache\t{key}");
     }
@@ -46,24 +51,6 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     }
     println!("Total:\t{}", human_size(report.reclaimed));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The stores and snapshotter under `--root`, as prune and du need them.
-pub(super) struct Root {
-    pub meta: Arc<MetadataStore>,
-    pub store: ContentStore,
-    pub snapshotter: Box<dyn Snapshotter>,
-}
-
-impl Root {
-    /// Opens (creating if needed) everything under `--root`.
-    pub fn open(globals: &Globals) -> Result<Self, CliError> {
-        let meta = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
-        let store = ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?;
-        let kind = snapshot::probe(&globals.root);
-        let snapshotter = snapshot::open(&globals.root, meta.clone(), kind).map_err(CliError::from_display)?;
-        Ok(Self { meta, store, snapshotter })
-    }
 }
 
 /// Parses a size as Docker does: a number with an optional B, K/KB/KiB, M/MB/MiB, G/GB/GiB or T/TB/TiB

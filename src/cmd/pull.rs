@@ -1,8 +1,10 @@
-//! `strata pull REF`: fetch an image into the content store and name it.
+//! `strata pull REF`: fetch an image into the content store, name it, and unpack it into snapshots.
 
 use std::process::ExitCode;
 
-use strata_registry::Platform;
+use strata_registry::{Platform, Reference};
+use strata_snapshotter::Digest;
+use strata_snapshotter::metadata::RefTarget;
 
 use super::store::{Stores, block_on, reference, registry_client};
 use super::{CliError, Globals};
@@ -25,14 +27,28 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
         None => Platform::host(),
     };
     let stores = Stores::open(globals)?;
+    let manifest = pull(globals, &stores, &reference, &platform)?;
+    println!("{reference}: {manifest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls `reference` for `platform`, names it, unpacks it, and returns its manifest digest; `strata run` pulls
+/// missing images through here too.
+pub fn pull(
+    globals: &Globals,
+    stores: &Stores,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Digest, CliError> {
     let client = registry_client(globals)?;
-    let image = block_on(client.pull(&reference, &stores.content, &platform))?.map_err(CliError::from_display)?;
+    let image = block_on(client.pull(reference, &stores.content, platform))?.map_err(CliError::from_display)?;
     let mut blobs = vec![image.manifest_digest.clone(), image.config_digest.clone()];
     blobs.extend(image.index_digest.clone());
     for layer in image.manifest.layers() {
         blobs.push(layer.digest().to_string().parse().map_err(CliError::from_display)?);
     }
-    stores.name_image(&reference, &image.manifest_digest, &blobs)?;
-    println!("{reference}: {}", image.manifest_digest);
-    Ok(ExitCode::SUCCESS)
+    let targets: Vec<RefTarget> = blobs.into_iter().map(RefTarget::Blob).collect();
+    stores.name_image(reference, &image.manifest_digest, &targets)?;
+    stores.unpack_image(reference, &stores.load_image(reference)?)?;
+    Ok(image.manifest_digest)
 }

@@ -9,7 +9,8 @@ use strata_runtime::{DEFAULT_PATH, Network, ProcessSpec, Rootfs, Runtime, Signal
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cmd::{CliError, Globals};
-use image::{ImageConfig, resolve_image};
+use image::resolve_image;
+use strata_llb::ImageConfig;
 
 /// Options of `strata run`, named as `docker run` names them.
 #[derive(Debug, clap::Args)]
@@ -35,7 +36,7 @@ pub struct RunArgs {
     /// Override the image's entrypoint.
     #[arg(long)]
     entrypoint: Option<String>,
-    /// The image: `dir:ROOTFS` or `oci:LAYOUT[:TAG]`.
+    /// The image: a name (`busybox`, `host:port/repo:tag`), pulled if not in the store, or `dir:ROOTFS`.
     image: String,
     /// The command and its arguments; the image's Cmd when omitted.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -66,18 +67,21 @@ pub fn run(globals: &Globals, args: RunArgs) -> Result<ExitCode, CliError> {
 fn container_spec(rootfs: Rootfs, config: &ImageConfig, args: &RunArgs) -> Result<ProcessSpec, CliError> {
     let (entrypoint, cmd) = match &args.entrypoint {
         Some(entrypoint) => (vec![entrypoint.clone()], args.command.clone()),
-        None if args.command.is_empty() => (config.entrypoint.clone(), config.cmd.clone()),
-        None => (config.entrypoint.clone(), args.command.clone()),
+        None if args.command.is_empty() => {
+            (config.entrypoint.clone().unwrap_or_default(), config.cmd.clone().unwrap_or_default())
+        }
+        None => (config.entrypoint.clone().unwrap_or_default(), args.command.clone()),
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
         return Err(CliError(format!("{}: no command given and the image has no Entrypoint or Cmd", args.image)));
     }
     let mut spec = ProcessSpec::builder(rootfs, argv).network(args.network);
-    if !config.env.iter().any(|e| e.starts_with("PATH=")) {
+    let image_env = config.env.as_deref().unwrap_or_default();
+    if !image_env.iter().any(|e| e.starts_with("PATH=")) {
         spec = spec.env("PATH", DEFAULT_PATH);
     }
-    spec = spec.envs(&config.env);
+    spec = spec.envs(image_env);
     for entry in &args.env {
         match entry.split_once('=') {
             Some(_) => spec = spec.envs([entry]),
@@ -88,12 +92,13 @@ fn container_spec(rootfs: Rootfs, config: &ImageConfig, args: &RunArgs) -> Resul
             }
         }
     }
-    let workdir =
-        args.workdir.clone().or_else(|| (!config.working_dir.is_empty()).then(|| config.working_dir.clone().into()));
+    let image_workdir = config.working_dir.as_deref().filter(|w| !w.is_empty()).map(PathBuf::from);
+    let workdir = args.workdir.clone().or(image_workdir);
     if let Some(workdir) = workdir {
         spec = spec.cwd(workdir);
     }
-    if let Some(user) = args.user.as_deref().or((!config.user.is_empty()).then_some(config.user.as_str())) {
+    let image_user = config.user.as_deref().filter(|u| !u.is_empty());
+    if let Some(user) = args.user.as_deref().or(image_user) {
         spec = spec.user(user);
     }
     for volume in &args.volumes {

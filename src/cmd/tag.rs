@@ -14,11 +14,11 @@ pub struct Args {
     pub target: String,
 }
 
-/// Points `target` at the manifest `source` points at.
+/// Points `target` at the manifest `source` points at, keeping the same blobs and snapshots alive.
 pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     let (source, target) = (reference(&args.source)?, reference(&args.target)?);
     let stores = Stores::open(globals)?;
     let manifest = stores.image(&source)?;
-    stores.name_image(&target, &manifest, &stores.image_blobs(&source)?)?;
+    stores.name_image(&target, &manifest, &stores.image_refs(&source)?)?;
     Ok(ExitCode::SUCCESS)
 }

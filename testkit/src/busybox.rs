@@ -126,6 +126,15 @@ pub fn busybox_layout(dir: &Path) -> PathBuf {
     layout
 }
 
+/// Pushes umoci's busybox layout to `dest` (`docker://...`) with skopeo; returns the layout's path.
+pub fn skopeo_push_busybox(dir: &Path, dest: &str, extra: &[&str]) -> PathBuf {
+    require_tool("skopeo");
+    let layout = busybox_layout(dir);
+    let source = format!("oci:{}:latest", layout.display());
+    run(Command::new("skopeo").args(["copy", "--quiet"]).args(extra).arg(source).arg(dest));
+    layout
+}
+
 /// The OCI architecture name of this machine.
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {

@@ -5,7 +5,7 @@
 mod busybox;
 mod registry;
 
-pub use busybox::{busybox_layout, busybox_rootfs};
+pub use busybox::{busybox_layout, busybox_rootfs, skopeo_push_busybox};
 pub use registry::{Registry, RegistryAuth, RegistryOptions};
 
 /// True when running as root. Otherwise prints a loud SKIP line naming the test, so a skip is never silent.

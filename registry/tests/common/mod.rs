@@ -7,14 +7,13 @@ pub mod issuer;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 use strata_registry::{HostConfig, RegistryClient, RegistryConfig, RetryPolicy};
 use strata_snapshotter::{ContentStore, Digest};
-use strata_testkit::{busybox_layout, require_tool, run};
+pub use strata_testkit::skopeo_push_busybox;
 
 /// A client for `host` over plain HTTP, or HTTPS trusting `ca`.
 pub fn client(host: &str, ca: Option<&Path>) -> RegistryClient {
@@ -38,15 +37,6 @@ pub fn no_credentials() -> strata_registry::CredentialStore {
 /// Quick retries, so fault tests finish fast.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy { max_attempts: 8, initial_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(300) }
-}
-
-/// Pushes umoci's busybox layout to `dest` (`docker://...`) with skopeo; returns the layout's path.
-pub fn skopeo_push_busybox(dir: &Path, dest: &str, extra: &[&str]) -> PathBuf {
-    require_tool("skopeo");
-    let layout = busybox_layout(dir);
-    let source = format!("oci:{}:latest", layout.display());
-    run(Command::new("skopeo").args(["copy", "--quiet"]).args(extra).arg(source).arg(dest));
-    layout
 }
 
 /// Asserts the store has no temp files and every blob hashes to its name.

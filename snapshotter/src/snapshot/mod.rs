@@ -28,6 +28,8 @@ use crate::mount::Mount;
 pub trait Snapshotter: fmt::Debug + Send + Sync {
     /// Which implementation this is.
     fn kind(&self) -> SnapshotterKind;
+    /// The record of snapshot `key`, or `None` if there is none.
+    fn stat(&self, key: &str) -> Result<Option<SnapshotRecord>>;
     /// Makes a writable snapshot `key` on top of the committed `parent` and returns how to mount it.
     fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>>;
     /// Makes a read-only snapshot `key` of the committed `parent` and returns how to mount it.

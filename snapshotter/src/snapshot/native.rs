@@ -44,6 +44,10 @@ impl Snapshotter for NativeSnapshotter {
         SnapshotterKind::Native
     }
 
+    fn stat(&self, key: &str) -> Result<Option<SnapshotRecord>> {
+        self.dirs.meta.snapshot(key)
+    }
+
     fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
         self.create(key, parent, SnapshotKind::Active)
     }

@@ -78,6 +78,10 @@ impl Snapshotter for OverlaySnapshotter {
         SnapshotterKind::Overlay
     }
 
+    fn stat(&self, key: &str) -> Result<Option<SnapshotRecord>> {
+        self.dirs.meta.snapshot(key)
+    }
+
     fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>> {
         let record = self.dirs.create(key, parent, SnapshotKind::Active)?;
         let work = self.work(&record);

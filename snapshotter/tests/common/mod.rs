@@ -159,8 +159,8 @@ pub fn assert_same_tree(a: &Path, b: &Path, mtimes: Mtimes) {
     );
 }
 
-/// The layer digests of the image tagged `tag` in an OCI layout, base first.
-pub fn layout_layers(layout: &Path, tag: &str) -> Vec<Digest> {
+/// The manifest of the image tagged `tag` in an OCI layout.
+fn layout_manifest(layout: &Path, tag: &str) -> serde_json::Value {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
     let manifest = index["manifests"]
@@ -170,13 +170,45 @@ pub fn layout_layers(layout: &Path, tag: &str) -> Vec<Digest> {
         .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .unwrap_or_else(|| panic!("no {tag} in {index}"));
     let digest: Digest = manifest["digest"].as_str().unwrap().parse().unwrap();
+    read_json(layout, &digest)
+}
+
+fn read_json(layout: &Path, digest: &Digest) -> serde_json::Value {
     let store = ContentStore::open(layout).unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&store.read_bytes(&digest).unwrap()).unwrap();
-    manifest["layers"]
-        .as_array()
+    serde_json::from_slice(&store.read_bytes(digest).unwrap()).unwrap()
+}
+
+fn digests(list: &serde_json::Value, field: Option<&str>) -> Vec<Digest> {
+    list.as_array()
         .unwrap()
         .iter()
-        .map(|l| l["digest"].as_str().unwrap().parse().unwrap())
+        .map(|v| {
+            field
+                .map_or(v, |f| &v[f])
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect()
+}
+
+/// The layer digests of the image tagged `tag` in an OCI layout, base first.
+pub fn layout_layers(layout: &Path, tag: &str) -> Vec<Digest> {
+    digests(&layout_manifest(layout, tag)["layers"], Some("digest"))
+}
+
+/// The (blob, diffID) pairs of the image tagged `tag` in an OCI layout, base first.
+pub fn layout_layers_with_diff_ids(layout: &Path, tag: &str) -> Vec<(Digest, Digest)> {
+    let manifest = layout_manifest(layout, tag);
+    let config_digest: Digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let config = read_json(layout, &config_digest);
+    let blobs = digests(&manifest["layers"], Some("digest"));
+    let diff_ids = digests(&config["rootfs"]["diff_ids"], None);
+    assert_eq!(blobs.len(), diff_ids.len(), "{config}");
+    blobs.into_iter().zip(diff_ids).collect()
 }

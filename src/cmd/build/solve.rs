@@ -7,6 +7,7 @@ use std::sync::Arc;
 use strata_exporter::{ExportOptions, assemble, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
+use strata_snapshotter::metadata::RefTarget;
 use strata_snapshotter::snapshot;
 use strata_snapshotter::{ContentStore, Digest, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
@@ -15,7 +16,7 @@ use super::images::StoreResolver;
 use super::output::Output;
 use super::progress::PlainProgress;
 use super::{BuildArgs, Progress};
-use crate::cmd::store::{Stores, reference, registry_client};
+use crate::cmd::store::{Stores, reference};
 use crate::cmd::{CliError, Globals};
 
 /// Builds the target of `ast` and writes it where the flags say.
@@ -31,12 +32,12 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         .build()
         .map_err(|e| CliError(format!("starting the async runtime: {e}")))?;
     let stores = Stores::open(globals)?;
-    let resolver = StoreResolver { stores: &stores, client: registry_client(globals)?, runtime: &runtime };
-    let definition = lower(ast, options, &resolver).map_err(CliError::from_display)?;
+    let definition =
+        lower(ast, options, &StoreResolver { globals, stores: &stores }).map_err(CliError::from_display)?;
 
     let content = Arc::new(ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?);
     let metadata = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
-    let kind = snapshot::probe(&globals.root);
+    let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
     let snapshotter: Arc<dyn snapshot::Snapshotter> =
         snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?.into();
     let images = Arc::new(StoreImageSource::new(content.clone(), metadata.clone(), snapshotter.clone()));
@@ -61,13 +62,15 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         .map_err(CliError::from_display)?;
     }
     let manifest: Digest = image.manifest.digest().to_string().parse().map_err(CliError::from_display)?;
-    let blobs = image
+    let mut targets = image
         .blobs()
-        .map(|b| b.digest().to_string().parse())
-        .collect::<Result<Vec<Digest>, _>>()
+        .map(|b| b.digest().to_string().parse().map(RefTarget::Blob))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(CliError::from_display)?;
+    // The root snapshot keeps its parents, the whole chain, alive for GC.
+    targets.extend(definition.root.and_then(|root| solved.snapshot(root)).map(|s| RefTarget::Snapshot(s.to_owned())));
     for tag in &args.tags {
-        stores.name_image(&reference(tag)?, &manifest, &blobs)?;
+        stores.name_image(&reference(tag)?, &manifest, &targets)?;
     }
     eprintln!("writing image {manifest} done");
     Ok(())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use strata_llb::{Definition, FileAction, Graph, Node, NodeId, Op, SourceOp};
+use strata_llb::{Definition, ExecOp, FileAction, Graph, MountKind, Node, NodeId, Op, SourceOp};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -177,9 +177,42 @@ fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -
                 let filter = ContextFilter::new(include, exclude)?;
                 context::checksum_selection(context_dir(inner, name)?, &filter, &sources)?.to_vec()
             }
+            (Op::Exec(exec_op), _) => match bind_selectors(exec_op, index) {
+                Some(selectors) => mount_checksum(inner, result.snapshot.as_deref(), &selectors)?.to_vec(),
+                None => result.key.as_bytes().to_vec(),
+            },
             _ => result.key.as_bytes().to_vec(),
         };
         key = key.input(&part);
     }
     Ok(key.finish())
+}
+
+/// The selectors of input `index` when it is used only as a bind mount other than the root, whose cache key
+/// then depends on the mounted content rather than on how it was made, as in BuildKit.
+fn bind_selectors(exec_op: &ExecOp, index: usize) -> Option<Vec<String>> {
+    let uses: Vec<_> = exec_op.mounts.iter().enumerate().filter(|(_, m)| m.input == Some(index)).collect();
+    let only_binds = !uses.is_empty() && uses.iter().all(|(i, m)| *i > 0 && m.kind == MountKind::Bind);
+    only_binds.then(|| uses.iter().map(|(_, m)| m.selector.clone().unwrap_or_else(|| "/".into())).collect())
+}
+
+/// The checksum of what `selectors` select in the snapshot (`None`: the empty tree).
+fn mount_checksum(inner: &Inner, snapshot: Option<&str>, selectors: &[String]) -> Result<[u8; 32]> {
+    let tree = ReadTree::open(&inner.snapshotter, snapshot)?;
+    let everything = ContextFilter::new(&[], &[])?;
+    let mut hasher = blake3::Hasher::new();
+    for selector in selectors {
+        hasher.update(selector.as_bytes());
+        let path = file::resolve_in_root(tree.path(), selector, true)?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                hasher.update(&context::checksum(&path, &everything)?);
+            }
+            Ok(meta) => context::hash_entry(&mut hasher, "", &path, &meta)?,
+            Err(_) => {
+                hasher.update(b"\0missing");
+            }
+        }
+    }
+    Ok(*hasher.finalize().as_bytes())
 }

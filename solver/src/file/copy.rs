@@ -48,7 +48,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
         };
         if meta.is_dir() && action.dir_contents_only {
             let target = if action.parents && !rel.is_empty() { base.join(&name) } else { base };
-            make_parents(&target, action.create_dest_path)?;
+            make_parents(&target, action.create_dest_path, &options)?;
             copy_entry(&found, &target, &meta, "", &options)?;
             continue;
         }
@@ -64,7 +64,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
             continue;
         }
         let target = if into_dir || action.parents { base.join(&name) } else { base };
-        make_parents(&target, action.create_dest_path)?;
+        make_parents(&target, action.create_dest_path, &options)?;
         copy_entry(&found, &target, &meta, "", &options)?;
     }
     Ok(())
@@ -86,15 +86,27 @@ fn file_name(path: &Path) -> PathBuf {
     path.file_name().map(PathBuf::from).unwrap_or_default()
 }
 
-/// Creates the parents of `target` when allowed; BuildKit's COPY always may.
-fn make_parents(target: &Path, allowed: bool) -> Result<()> {
-    match target.parent() {
-        Some(parent) if allowed || parent.is_dir() => {
-            fs::create_dir_all(parent).io_context(|| format!("creating {}", parent.display()))
-        }
-        Some(parent) => Err(Error::SourceNotFound { path: parent.display().to_string() }),
-        None => Ok(()),
+/// Creates the missing parents of `target` when allowed (BuildKit's COPY always may); as in BuildKit, they
+/// get `--chmod`'s mode and `--chown`'s owner when those are given.
+fn make_parents(target: &Path, allowed: bool, options: &Options) -> Result<()> {
+    let Some(parent) = target.parent() else { return Ok(()) };
+    if parent.is_dir() {
+        return Ok(());
     }
+    if !allowed {
+        return Err(Error::SourceNotFound { path: parent.display().to_string() });
+    }
+    make_parents(parent, allowed, options)?;
+    fs::create_dir(parent).io_context(|| format!("creating {}", parent.display()))?;
+    if let Some(mode) = options.mode {
+        fs::set_permissions(parent, fs::Permissions::from_mode(mode))
+            .io_context(|| format!("setting the mode of {}", parent.display()))?;
+    }
+    if let Some((uid, gid)) = options.owner {
+        std::os::unix::fs::chown(parent, Some(uid), Some(gid))
+            .io_context(|| format!("changing the owner of {}", parent.display()))?;
+    }
+    Ok(())
 }
 
 /// Copies `src` (with metadata `meta`) to `dst`, recursing into directories; `rel` is the path below the

@@ -48,7 +48,7 @@ pub(crate) async fn run(
         NetworkMode::Default | NetworkMode::Host => Network::Host,
     };
     let mut builder = ProcessSpec::builder(Rootfs::Mounts(root.mounts().to_vec()), op.args.clone())
-        .envs(op.env.iter().chain(&op.proxy_env))
+        .envs(op.env.iter().chain(&proxy_env(&op.proxy_env)))
         .cwd(&op.cwd)
         .user(if op.user.is_empty() { "0" } else { op.user.as_str() })
         .network(network);
@@ -161,4 +161,24 @@ fn cache_dir(dir: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> Result<Path
             .io_context(|| format!("changing the owner of cache mount {id}"))?;
     }
     Ok(dir)
+}
+
+/// Proxy variables in both spellings (`HTTP_PROXY` and `http_proxy`), as BuildKit's proxy env sets them,
+/// whichever spelling the build arg used.
+fn proxy_env(given: &[String]) -> Vec<String> {
+    let mut env = Vec::new();
+    for entry in given {
+        let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+        env.push(format!("{}={value}", name.to_ascii_uppercase()));
+        env.push(format!("{}={value}", name.to_ascii_lowercase()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_variables_get_both_spellings() {
+        assert_eq!(super::proxy_env(&["http_proxy=h".into()]), ["HTTP_PROXY=h", "http_proxy=h"]);
+    }
 }

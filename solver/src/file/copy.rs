@@ -31,23 +31,30 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
         if found.is_empty() && !may_be_empty {
             return Err(Error::SourceNotFound { path: pattern.clone() });
         }
-        matches.extend(found);
+        // `--parents` keeps the path below a `/./` pivot, or the whole path without one.
+        // The pivot is a number of leading components, so wildcards before it work too.
+        let pivot = match pattern.split_once("/./") {
+            Some((dropped, _)) if action.parents => dropped.split('/').filter(|p| !p.is_empty() && *p != ".").count(),
+            _ => 0,
+        };
+        matches.extend(found.into_iter().map(|f| (f, pivot)));
     }
     let dest_path = resolve_in_root(dest, &action.dest, true)?;
     let into_dir = action.dest.ends_with('/') || matches.len() > 1 || dest_path.is_dir();
-    for found in matches {
+    for (found, pivot) in matches {
         // A followed symlink is copied under its own name, with its target's contents.
         let (name, rel) = (file_name(&found), relative(source, &found));
+        let kept = rel.split('/').filter(|p| !p.is_empty()).skip(pivot).collect::<Vec<_>>().join("/");
         let found = if action.follow_symlinks { resolve_in_root(source, &rel, true)? } else { found };
         let meta = fs::symlink_metadata(&found).io_context(|| format!("reading {}", found.display()))?;
         let base = if action.parents {
-            let parent = Path::new(&rel).parent().map(Path::to_owned).unwrap_or_default();
+            let parent = Path::new(&kept).parent().map(Path::to_owned).unwrap_or_default();
             resolve_in_root(dest, &format!("{}/{}", action.dest, parent.display()), true)?
         } else {
             dest_path.clone()
         };
         if meta.is_dir() && action.dir_contents_only {
-            let target = if action.parents && !rel.is_empty() { base.join(&name) } else { base };
+            let target = if action.parents && !kept.is_empty() { base.join(&name) } else { base };
             make_parents(&target, action.create_dest_path, &options)?;
             copy_entry(&found, &target, &meta, "", &options)?;
             continue;

@@ -131,6 +131,12 @@ pub(crate) fn expand_sources(root: &Path, source: &str, allow_wildcard: bool) ->
     for part in source.split('/').filter(|p| !p.is_empty() && *p != ".") {
         let mut next = Vec::new();
         for base in &candidates {
+            if part == "**" {
+                // Any number of directories, none included.
+                next.push(base.clone());
+                descendants(&resolve_in_root(root, base, true)?, base, &mut next);
+                continue;
+            }
             if !has_wildcard(part) {
                 next.push(format!("{base}/{part}"));
                 continue;
@@ -155,6 +161,20 @@ pub(crate) fn expand_sources(root: &Path, source: &str, allow_wildcard: bool) ->
         }
     }
     Ok(found)
+}
+
+/// Appends every path below the directory `dir` (named `name` inside the root) to `out`, in name order.
+fn descendants(dir: &Path, name: &str, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+        out.push(child.clone());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            descendants(&entry.path(), &child, out);
+        }
+    }
 }
 
 /// Sets the mtime of `path` to the one in `meta`.
@@ -241,6 +261,9 @@ mod tests {
         }
         let found = expand_sources(r, "/*.txt", true).unwrap();
         assert_eq!(found, vec![r.join("a.txt"), r.join("b.txt")]);
+        fs::create_dir_all(r.join("x/y")).unwrap();
+        fs::write(r.join("x/y/deep.txt"), "").unwrap();
+        assert_eq!(expand_sources(r, "/**/*.txt", true).unwrap().len(), 3, "** spans zero or more directories");
         assert!(expand_sources(r, "*.txt", false).unwrap().is_empty());
         fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\n").unwrap();
         fs::write(r.join("etc/group"), "root:x:0:\nwheel:x:10:root\n").unwrap();

@@ -67,7 +67,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
                         .io_context(|| format!("changing the owner of {}", base.display()))?;
                 }
             }
-            unpack(&found, &base, options.owner)?;
+            unpack(&found, dest, &relative(dest, &base), options.owner)?;
             continue;
         }
         let target = if into_dir || action.parents { base.join(&name) } else { base };
@@ -200,10 +200,11 @@ fn is_archive(path: &Path) -> Result<bool> {
     Ok(head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar"))
 }
 
-/// Extracts the archive at `path` into `dir`, every entry owned by `owner` if given; the tar crate refuses
-/// entries that would land outside `dir`.
-fn unpack(path: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<()> {
-    let context = || format!("unpacking {} into {}", path.display(), dir.display());
+/// Extracts the archive at `path` into the directory `dir` (relative to the tree root `root`), every entry
+/// owned by `owner` if given. Each entry's parent is resolved inside `root` as the container would see it, so
+/// symlinks already in the tree (even absolute ones) are followed, but nothing lands outside the tree.
+fn unpack(path: &Path, root: &Path, dir: &str, owner: Option<(u32, u32)>) -> Result<()> {
+    let context = || format!("unpacking {} into /{dir}", path.display());
     let mut reader = BufReader::new(fs::File::open(path).io_context(|| format!("opening {}", path.display()))?);
     let gzip = std::io::BufRead::fill_buf(&mut reader).is_ok_and(|b| b.starts_with(&[0x1f, 0x8b]));
     let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(reader)) } else { Box::new(reader) };
@@ -213,10 +214,26 @@ fn unpack(path: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     archive.set_overwrite(true);
     for entry in archive.entries().io_context(context)? {
         let mut entry = entry.io_context(context)?;
-        let name = entry.path().io_context(context)?.into_owned();
-        entry.unpack_in(dir).io_context(context)?;
+        let name = entry.path().io_context(context)?.to_string_lossy().into_owned();
+        let target = resolve_in_root(root, &format!("{dir}/{name}"), false)?;
+        if target == root {
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).io_context(|| format!("creating {}", parent.display()))?;
+        }
+        if entry.header().entry_type().is_hard_link() {
+            let link = entry.link_name().io_context(context)?.unwrap_or_default().to_string_lossy().into_owned();
+            let original = resolve_in_root(root, &format!("{dir}/{link}"), false)?;
+            remove_any(&target)?;
+            fs::hard_link(&original, &target).io_context(|| format!("linking {} in {}", name, path.display()))?;
+        } else {
+            if !entry.header().entry_type().is_dir() {
+                remove_any(&target)?;
+            }
+            entry.unpack(&target).io_context(|| format!("extracting {name} from {}", path.display()))?;
+        }
         if let Some((uid, gid)) = owner {
-            let target = dir.join(&name);
             std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
                 .io_context(|| format!("changing the owner of {}", target.display()))?;
         }
@@ -278,5 +295,33 @@ mod tests {
         copy(&action(&["f"], "/out/"), src.path(), dst.path()).unwrap();
         assert!(fs::read_dir(outside.path()).unwrap().next().is_none(), "wrote outside the snapshot");
         assert!(dst.path().join(outside.path().strip_prefix("/").unwrap()).join("f").is_file());
+    }
+
+    #[test]
+    fn archives_unpack_through_symlinks_in_the_tree_but_never_out_of_it() {
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut builder = tar::Builder::new(Vec::new());
+        for name in ["var/run/x", "up/../../escape"] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            // set_path refuses `..`; the raw name field does not, as a hostile archive would not.
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            builder.append(&header, &b"x"[..]).unwrap();
+        }
+        fs::write(src.path().join("a.tar"), builder.into_inner().unwrap()).unwrap();
+        fs::create_dir_all(dst.path().join("var")).unwrap();
+        fs::create_dir_all(dst.path().join("run")).unwrap();
+        std::os::unix::fs::symlink("/run", dst.path().join("var/run")).unwrap();
+        let mut add = action(&["a.tar"], "/");
+        add.unpack = true;
+        copy(&add, src.path(), dst.path()).unwrap();
+        assert!(dst.path().join("run/x").is_file(), "the absolute link resolves inside the tree");
+        assert!(dst.path().join("escape").is_file(), "`..` stops at the tree's root");
     }
 }

@@ -41,6 +41,11 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
     }
     let dest_path = resolve_in_root(dest, &action.dest, true)?;
     let into_dir = action.dest.ends_with('/') || matches.len() > 1 || dest_path.is_dir();
+    if matches.is_empty() && action.dest.ends_with('/') && !dest_path.is_dir() {
+        // A wildcard that matched nothing still leaves the destination directory, as in BuildKit.
+        make_parents(&dest_path, action.create_dest_path, &options)?;
+        fs::create_dir(&dest_path).io_context(|| format!("creating {}", dest_path.display()))?;
+    }
     for (found, pivot) in matches {
         // A followed symlink is copied under its own name, with its target's contents.
         let (name, rel) = (file_name(&found), relative(source, &found));

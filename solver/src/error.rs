@@ -77,11 +77,11 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
-    /// A worker task died (a panic is a bug; this keeps the message).
-    #[error("solver task for {node} failed: {reason}")]
+    /// A worker task panicked (a bug; this keeps the message).
+    #[error("a solver task panicked while these steps were unfinished: {steps}: {reason}")]
     Task {
-        /// The node's description.
-        node: String,
+        /// The descriptions of the unfinished steps.
+        steps: String,
         /// The panic or cancellation.
         reason: String,
     },

@@ -53,7 +53,15 @@ pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<
             });
         }
         let Some(joined) = tasks.join_next().await else { break };
-        let outcome = joined.map_err(|e| Error::Task { node: "a build step".into(), reason: e.to_string() })??;
+        let outcome = match joined {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => return Err(error),
+            // Only a panic gets here (nothing aborts tasks while the set is alive).
+            Err(e) => {
+                let steps = unfinished(&graph, &solved, &needed);
+                return Err(Error::Task { steps, reason: e.to_string() });
+            }
+        };
         for &dependent in dependents.get(&outcome.node).into_iter().flatten() {
             let count = waiting.get_mut(&dependent).expect("dependents are needed nodes");
             *count -= 1;
@@ -68,6 +76,16 @@ pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<
         solved.results.insert(outcome.node, outcome.result);
     }
     Ok(solved)
+}
+
+/// The steps not finished when a task panicked, for the error message.
+fn unfinished(graph: &Graph, solved: &Solved, needed: &[NodeId]) -> String {
+    let running: Vec<&str> = needed
+        .iter()
+        .filter(|id| !solved.results.contains_key(id))
+        .map(|&id| graph.node(id).meta.description.as_str())
+        .collect();
+    running.join(", ")
 }
 
 /// Solves one node whose inputs are solved, reporting progress.
@@ -108,11 +126,14 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
             let base = file_op.base.and_then(|i| snapshots.get(i).cloned().flatten());
             let mut active = ActiveTree::prepare(&inner.snapshotter, base.as_deref())?;
             let dest = active.mount()?;
-            let trees = snapshots
-                .iter()
-                .map(|s| ReadTree::open(&inner.snapshotter, s.as_deref()))
+            // Only copy sources are read; opening the base too would mount it twice for nothing.
+            let copied = |index: usize| {
+                file_op.actions.iter().any(|a| matches!(a, FileAction::Copy(c) if c.input == Some(index)))
+            };
+            let trees = (0..snapshots.len())
+                .map(|i| copied(i).then(|| ReadTree::open(&inner.snapshotter, snapshots[i].as_deref())).transpose())
                 .collect::<Result<Vec<_>>>()?;
-            let paths: Vec<_> = trees.iter().map(|t| Some(t.path().to_owned())).collect();
+            let paths: Vec<_> = trees.iter().map(|t| t.as_ref().map(|t| t.path().to_owned())).collect();
             file::run(&file_op.actions, &dest, &paths)?;
             Ok::<_, Error>(active)
         })?,

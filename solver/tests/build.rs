@@ -33,6 +33,8 @@ fn main() {
         multi_stage_copy_from,
         the_oci_export_is_read_by_skopeo_and_umoci,
         a_failing_run_is_reported_as_buildkit_words_it_and_not_cached,
+        independent_stages_run_at_the_same_time,
+        a_cancelled_build_records_nothing_and_leaves_no_snapshot,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     for (name, test) in tests {
@@ -266,4 +268,38 @@ fn the_oci_export_is_read_by_skopeo_and_umoci() {
     write_local(&store.content, &image, &local).unwrap();
     assert_eq!(read(&local, "built"), "built\n");
     assert!(local.join("bin/busybox").exists() && !local.join("bin/ls").exists());
+}
+
+fn independent_stages_run_at_the_same_time() {
+    let store = Store::new();
+    let ctx = context(&[]);
+    let dockerfile = "FROM busybox AS a\nRUN sleep 2 && echo a > /a\nFROM busybox AS b\nRUN sleep 2 && echo b > /b\n\
+                      FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n";
+    let definition = lowered(dockerfile, ctx.path());
+    let solver = store.solver(ctx.path(), Arc::new(Recorder::default()));
+    let started = std::time::Instant::now();
+    let solved = solve(&solver, &definition).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(solved.executed, 2);
+    assert!(elapsed < std::time::Duration::from_millis(3500), "the two 2 s RUNs ran one after the other: {elapsed:?}");
+    let (dir, _guard) = store.read(&root_of(&solved, &definition));
+    assert_eq!(read(dir.path(), "a") + &read(dir.path(), "b"), "a\nb\n");
+}
+
+fn a_cancelled_build_records_nothing_and_leaves_no_snapshot() {
+    let store = Store::new();
+    let ctx = context(&[]);
+    let definition = lowered("FROM busybox\nRUN touch /started && sleep 60\n", ctx.path());
+    let solver = store.solver(ctx.path(), Arc::new(Recorder::default()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let started = std::time::Instant::now();
+    let limit = std::time::Duration::from_secs(2);
+    let timed_out = runtime.block_on(async { tokio::time::timeout(limit, solver.solve(&definition)).await });
+    assert!(timed_out.is_err(), "the build was cancelled");
+    drop(runtime);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "cancelling kills the RUN");
+    assert!(store.metadata.caches().unwrap().is_empty(), "a cancelled step records nothing");
+    let active: Vec<_> =
+        store.metadata.snapshots().unwrap().into_iter().filter(|s| s.key.starts_with("active")).collect();
+    assert!(active.is_empty(), "the cancelled step's snapshot is removed: {active:?}");
 }

@@ -130,6 +130,14 @@ fn builds_from_a_registry_mirror_then_from_the_local_tag() {
     let err = String::from_utf8_lossy(&again.get_output().stderr).into_owned();
     assert!(err.contains("CACHED"), "a rebuild is cached: {err}");
 
+    let run = cargo_bin_cmd!("strata")
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "--rm", "conformance.local/base", "cat", "/copied"])
+        .assert()
+        .success();
+    assert_eq!(stdout(&run), "hello", "strata run starts the built image");
+
     // The registry is gone: the local tag must resolve from the store.
     drop(registry);
     std::fs::write(context.join("Dockerfile.child"), "FROM conformance.local/base\nRUN cat /copied\n").unwrap();

@@ -1,8 +1,8 @@
 //! Assembling the image: layers, config and manifest in the content store.
 //!
-//! Each step's layer is the diff of its node's snapshot against the previous step's, which is its parent
-//! snapshot when the step ran on the previous one (the common case); diffs are remembered per snapshot, so a
-//! re-export of a cached build compresses nothing.
+//! Each step's layer is the diff of its node's snapshot against the previous step's: the snapshot's own
+//! changes when it was made on the previous one (the common case), else a comparison of the two trees. Diffs are
+//! remembered per pair of snapshots, so a re-export of a cached build compresses nothing.
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,8 +12,8 @@ use oci_spec::image::{
     MediaType, Os, RootFsBuilder,
 };
 use strata_llb::Definition;
-use strata_snapshotter::{Compression, DiffOptions, Digest, LayerDescriptor, diff};
-use strata_solver::{Solved, Solver};
+use strata_snapshotter::{Compression, DiffOptions, Digest, LayerDescriptor, SnapshotLayout, diff};
+use strata_solver::{ReadTree, Solved, Solver};
 
 use crate::{Error, Result, store_error};
 
@@ -140,22 +140,25 @@ fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &D
     let metadata = solver.metadata();
     let record = metadata.snapshot(snapshot).map_err(store_error(|| format!("reading snapshot {snapshot}")))?;
     let parent = record.and_then(|r| r.parent);
-    if parent.as_deref() != previous {
-        return Err(Error::Unsupported(format!(
-            "exporting snapshot {snapshot}: it is not a child of the previous step's snapshot ({}); \
-             layers of merged or rebased steps are not exported yet",
-            previous.unwrap_or("scratch")
-        )));
-    }
-    let cache_key = format!("layer/{snapshot}/{options:?}");
+    let cache_key = format!("layer/{snapshot}/{}/{options:?}", previous.unwrap_or("scratch"));
     if let Some(record) = metadata.cache(&cache_key).map_err(store_error(|| format!("reading {cache_key}")))?
         && let Some(layer) = layer_from_json(&record.result)
         && solver.content().exists(&layer.digest)
     {
         return Ok(layer);
     }
-    let layout = solver.snapshotter().layout(snapshot).map_err(store_error(|| format!("opening {snapshot}")))?;
-    let layer = diff(&layout, solver.content(), options).map_err(store_error(|| format!("diffing {snapshot}")))?;
+    let layer = if parent.as_deref() == previous {
+        let layout = solver.snapshotter().layout(snapshot).map_err(store_error(|| format!("opening {snapshot}")))?;
+        diff(&layout, solver.content(), options)
+    } else {
+        // Not built on the previous step's snapshot (a cache hit recorded over an equal but rebuilt input):
+        // compare the two whole trees instead.
+        let tree = ReadTree::open(solver.snapshotter(), Some(snapshot)).map_err(opening(snapshot))?;
+        let below = ReadTree::open(solver.snapshotter(), previous).map_err(opening(previous.unwrap_or("scratch")))?;
+        let layout = SnapshotLayout::Full { dir: tree.path().to_owned(), parent: Some(below.path().to_owned()) };
+        diff(&layout, solver.content(), options)
+    }
+    .map_err(store_error(|| format!("diffing {snapshot}")))?;
     let json = serde_json::json!({
         "media_type": layer.media_type,
         "digest": layer.digest.to_string(),
@@ -164,6 +167,13 @@ fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &D
     });
     metadata.put_cache(&cache_key, &json).map_err(store_error(|| format!("recording {cache_key}")))?;
     Ok(layer)
+}
+
+fn opening(snapshot: &str) -> impl FnOnce(strata_solver::Error) -> Error {
+    move |source| Error::Snapshot {
+        context: format!("opening snapshot {snapshot} to diff it"),
+        source: Box::new(source),
+    }
 }
 
 fn layer_from_json(json: &serde_json::Value) -> Option<LayerDescriptor> {

@@ -32,6 +32,14 @@ pub enum Error {
         /// The underlying error.
         source: strata_snapshotter::Error,
     },
+    /// A snapshot could not be opened.
+    #[error("{context}: {source}")]
+    Snapshot {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: Box<strata_solver::Error>,
+    },
     /// An OCI document could not be built or parsed.
     #[error("{context}: {reason}")]
     Oci {

@@ -25,6 +25,7 @@ use strata_snapshotter::{ContentStore, MetadataStore, Snapshotter};
 
 pub use error::{Error, Result};
 pub use image::{ImageSource, SourceImage, StoreImageSource};
+pub use snapshot::ReadTree;
 
 /// Where the solver reports what it does; every method has a do-nothing default.
 pub trait Progress: Send + Sync {

@@ -22,8 +22,8 @@ fn mount_point() -> Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("strata-mnt-").tempdir().io_context(|| "creating a mount point".to_owned())
 }
 
-/// A committed snapshot (or the empty tree) readable at [`ReadTree::path`].
-pub(crate) struct ReadTree {
+/// A committed snapshot (or the empty tree) readable at [`ReadTree::path`] until dropped.
+pub struct ReadTree {
     path: PathBuf,
     guard: Option<MountGuard>,
     view: Option<String>,
@@ -33,7 +33,7 @@ pub(crate) struct ReadTree {
 
 impl ReadTree {
     /// Opens `key`; `None` is the empty tree of `scratch`.
-    pub(crate) fn open(snapshotter: &Arc<dyn Snapshotter>, key: Option<&str>) -> Result<Self> {
+    pub fn open(snapshotter: &Arc<dyn Snapshotter>, key: Option<&str>) -> Result<Self> {
         let mut tree =
             Self { path: PathBuf::new(), guard: None, view: None, snapshotter: snapshotter.clone(), _dir: None };
         let Some(key) = key else {
@@ -58,7 +58,7 @@ impl ReadTree {
     }
 
     /// Where the tree is.
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 }

@@ -34,6 +34,7 @@ fn main() {
         the_oci_export_is_read_by_skopeo_and_umoci,
         a_failing_run_is_reported_as_buildkit_words_it_and_not_cached,
         independent_stages_run_at_the_same_time,
+        a_step_cached_over_a_rebuilt_input_still_exports_its_own_layer,
         a_cancelled_build_records_nothing_and_leaves_no_snapshot,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -302,4 +303,22 @@ fn a_cancelled_build_records_nothing_and_leaves_no_snapshot() {
     let active: Vec<_> =
         store.metadata.snapshots().unwrap().into_iter().filter(|s| s.key.starts_with("active")).collect();
     assert!(active.is_empty(), "the cancelled step's snapshot is removed: {active:?}");
+}
+
+fn a_step_cached_over_a_rebuilt_input_still_exports_its_own_layer() {
+    let store = Store::new();
+    let ctx = context(&[]);
+    let dockerfile = "FROM busybox AS a\nRUN echo a > /a\nFROM a\nRUN echo b > /b\n";
+    let solver = store.solver(ctx.path(), Arc::new(Recorder::default()));
+    solve(&solver, &lowered(dockerfile, ctx.path())).unwrap();
+    // Stage a runs again into a new snapshot; the last RUN is a cache hit made on the old one.
+    let options = LowerOptions::new().no_cache_filter(vec!["a".into()]);
+    let definition = lower(&parse(dockerfile, "Dockerfile").unwrap(), &options, &Busybox).unwrap();
+    let solved = solve(&solver, &definition).unwrap();
+    assert_eq!(solved.executed, 1);
+    let image = assemble(&solver, &definition, &solved, &ExportOptions::new()).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    write_local(&store.content, &image, local.path()).unwrap();
+    assert_eq!(read(local.path(), "a") + &read(local.path(), "b"), "a\nb\n");
+    assert_eq!(image.layers.len(), 3);
 }

@@ -4,11 +4,14 @@
 use std::fs::{self, Metadata};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use strata_llb::patterns::PatternMatcher;
+use strata_snapshotter::Snapshotter;
 
 use crate::error::{Error, IoContext, Result};
 use crate::file::{expand_sources, set_mtime};
+use crate::snapshot::ActiveTree;
 
 /// The files of a context that a local source selects.
 pub(crate) struct ContextFilter {
@@ -124,8 +127,16 @@ pub(crate) fn checksum_selection(root: &Path, filter: &ContextFilter, sources: &
     Ok(*hasher.finalize().as_bytes())
 }
 
+/// A new snapshot holding the filtered context at `dir`.
+pub(crate) fn solve(snapshotter: &Arc<dyn Snapshotter>, dir: &Path, filter: &ContextFilter) -> Result<ActiveTree> {
+    let mut active = ActiveTree::prepare(snapshotter, None)?;
+    let dest = active.mount()?;
+    materialise(dir, filter, &dest)?;
+    Ok(active)
+}
+
 /// Copies the filtered context into `dest` (an empty snapshot tree), owned by root, modes and mtimes kept.
-pub(crate) fn materialise(root: &Path, filter: &ContextFilter, dest: &Path) -> Result<()> {
+fn materialise(root: &Path, filter: &ContextFilter, dest: &Path) -> Result<()> {
     walk(root, root, filter, &mut |rel, path, meta| {
         let target = dest.join(rel);
         if let Some(parent) = target.parent() {

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::cache::{self, KeyBuilder};
 use crate::context::{self, ContextFilter};
 use crate::error::{Error, Result};
-use crate::snapshot::{ActiveTree, ReadTree, unique_key};
+use crate::snapshot::{ReadTree, unique_key};
 use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge};
 
 /// What one node's task hands back.
@@ -122,30 +122,12 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
     inner.progress.started(node.id, &node.meta.description);
     let active = match &node.op {
         Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots, node.meta.ignore_cache).await?,
-        Op::File(file_op) => tokio::task::block_in_place(|| {
-            let base = file_op.base.and_then(|i| snapshots.get(i).cloned().flatten());
-            let mut active = ActiveTree::prepare(&inner.snapshotter, base.as_deref())?;
-            let dest = active.mount()?;
-            // Only copy sources are read; opening the base too would mount it twice for nothing.
-            let copied = |index: usize| {
-                file_op.actions.iter().any(|a| matches!(a, FileAction::Copy(c) if c.input == Some(index)))
-            };
-            let trees = (0..snapshots.len())
-                .map(|i| copied(i).then(|| ReadTree::open(&inner.snapshotter, snapshots[i].as_deref())).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            let paths: Vec<_> = trees.iter().map(|t| t.as_ref().map(|t| t.path().to_owned())).collect();
-            file::run(&file_op.actions, &dest, &paths)?;
-            Ok::<_, Error>(active)
-        })?,
+        Op::File(file_op) => tokio::task::block_in_place(|| file::solve(&inner.snapshotter, file_op, &snapshots))?,
         Op::Merge => tokio::task::block_in_place(|| merge::run(&inner.snapshotter, &snapshots))?,
         Op::Source(SourceOp::Local { name, include, exclude }) => tokio::task::block_in_place(|| {
-            let dir = context_dir(inner, name)?;
-            let mut active = ActiveTree::prepare(&inner.snapshotter, None)?;
-            let dest = active.mount()?;
-            context::materialise(dir, &ContextFilter::new(include, exclude)?, &dest)?;
-            Ok::<_, Error>(active)
+            context::solve(&inner.snapshotter, context_dir(inner, name)?, &ContextFilter::new(include, exclude)?)
         })?,
-        Op::Source(other) => return Err(Error::Unsupported(format!("the {} source", other_kind(other)))),
+        Op::Source(_) => return Err(Error::Unsupported(format!("the {} op", node.op.kind()))),
     };
     let name = unique_key("build");
     tokio::task::block_in_place(|| {
@@ -154,14 +136,6 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
     })?;
     let result = NodeResult { snapshot: Some(name), key, cached: false };
     Ok(Outcome { node: node.id, result, image: None, executed: matches!(node.op, Op::Exec(_)) })
-}
-
-fn other_kind(source: &SourceOp) -> &'static str {
-    match source {
-        SourceOp::Http { .. } => "HTTP",
-        SourceOp::Git { .. } => "git",
-        SourceOp::Image { .. } | SourceOp::Local { .. } => "image or local",
-    }
 }
 
 /// The directory of the local context `name`.

@@ -8,17 +8,37 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use strata_llb::{Chown, FileAction};
+use std::sync::Arc;
+
+use strata_llb::{Chown, FileAction, FileOp};
+use strata_snapshotter::Snapshotter;
 
 use crate::error::{Error, IoContext, Result};
+use crate::snapshot::{ActiveTree, ReadTree};
 
 pub(crate) use copy::copy;
 
 /// Symlinks followed while resolving one path before giving up, as Linux's `ELOOP`.
 const MAX_SYMLINKS: usize = 255;
 
+/// Runs a file op: a new snapshot on its base with the actions applied, copy sources read from their inputs
+/// (`inputs[i]` is input `i`'s snapshot, `None` for empty).
+pub(crate) fn solve(snapshotter: &Arc<dyn Snapshotter>, op: &FileOp, inputs: &[Option<String>]) -> Result<ActiveTree> {
+    let base = op.base.and_then(|i| inputs.get(i).cloned().flatten());
+    let mut active = ActiveTree::prepare(snapshotter, base.as_deref())?;
+    let dest = active.mount()?;
+    // Only copy sources are read; opening the base too would mount it twice for nothing.
+    let copied = |index: usize| op.actions.iter().any(|a| matches!(a, FileAction::Copy(c) if c.input == Some(index)));
+    let trees = (0..inputs.len())
+        .map(|i| copied(i).then(|| ReadTree::open(snapshotter, inputs[i].as_deref())).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let paths: Vec<_> = trees.iter().map(|t| t.as_ref().map(|t| t.path().to_owned())).collect();
+    run(&op.actions, &dest, &paths)?;
+    Ok(active)
+}
+
 /// Runs `actions` on the tree at `dest`; `inputs[i]` is where input `i` is readable (for copies).
-pub(crate) fn run(actions: &[FileAction], dest: &Path, inputs: &[Option<PathBuf>]) -> Result<()> {
+fn run(actions: &[FileAction], dest: &Path, inputs: &[Option<PathBuf>]) -> Result<()> {
     for action in actions {
         match action {
             FileAction::Copy(copy_action) => {

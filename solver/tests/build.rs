@@ -31,6 +31,7 @@ fn main() {
         run_and_copy_land_in_the_result_and_rebuilds_are_cached,
         changing_a_context_file_reruns_only_dependent_steps,
         multi_stage_copy_from,
+        the_native_snapshotter_builds_and_exports_the_same,
         the_oci_export_is_read_by_skopeo_and_umoci,
         a_failing_run_is_reported_as_buildkit_words_it_and_not_cached,
         independent_stages_run_at_the_same_time,
@@ -74,11 +75,15 @@ struct Store {
 
 impl Store {
     fn new() -> Self {
+        Self::with(SnapshotterKind::Overlay)
+    }
+
+    fn with(kind: SnapshotterKind) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let content = Arc::new(ContentStore::open(dir.path().join("content")).unwrap());
         let metadata = Arc::new(MetadataStore::open(dir.path()).unwrap());
         let snapshotter: Arc<dyn Snapshotter> =
-            strata_snapshotter::snapshot::open(dir.path(), metadata.clone(), SnapshotterKind::Overlay).unwrap().into();
+            strata_snapshotter::snapshot::open(dir.path(), metadata.clone(), kind).unwrap().into();
         let layouts = tempfile::tempdir().unwrap();
         let layout = strata_testkit::busybox_layout(layouts.path());
         let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
@@ -321,4 +326,20 @@ fn a_step_cached_over_a_rebuilt_input_still_exports_its_own_layer() {
     write_local(&store.content, &image, local.path()).unwrap();
     assert_eq!(read(local.path(), "a") + &read(local.path(), "b"), "a\nb\n");
     assert_eq!(image.layers.len(), 3);
+}
+
+fn the_native_snapshotter_builds_and_exports_the_same() {
+    let store = Store::with(SnapshotterKind::Native);
+    let ctx = context(&[("a.txt", "A")]);
+    let dockerfile = "FROM busybox AS build\nRUN echo built > /built && rm /bin/ls\n\
+                      FROM build\nCOPY a.txt /data/\nCOPY --from=build /built /copied\n";
+    let definition = lowered(dockerfile, ctx.path());
+    let solver = store.solver(ctx.path(), Arc::new(Recorder::default()));
+    let solved = solve(&solver, &definition).unwrap();
+    assert_eq!(solve(&solver, &definition).unwrap().executed, 0, "cached on native too");
+    let image = assemble(&solver, &definition, &solved, &ExportOptions::new()).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    write_local(&store.content, &image, local.path()).unwrap();
+    assert_eq!(read(local.path(), "data/a.txt") + &read(local.path(), "copied"), "Abuilt\n");
+    assert!(local.path().join("bin/busybox").exists() && !local.path().join("bin/ls").exists());
 }

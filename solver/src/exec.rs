@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use strata_llb::{ExecOp, MountKind, NetworkMode, NodeId};
+use strata_llb::{CacheSharing, ExecOp, MountKind, NetworkMode, NodeId};
 use strata_runtime::{Network, ProcessSpec, Rootfs};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -20,6 +20,34 @@ struct MountHolds {
     reads: Vec<ReadTree>,
     scratch: Vec<ActiveTree>,
     dirs: Vec<tempfile::TempDir>,
+    locks: Vec<fs::File>,
+}
+
+impl MountHolds {
+    /// A fresh, empty cache directory for `id`, thrown away after the step.
+    fn fresh_dir(&mut self, id: &str) -> Result<PathBuf> {
+        let scratch = tempfile::Builder::new()
+            .prefix("strata-cache-")
+            .tempdir()
+            .io_context(|| format!("creating a fresh cache mount {id}"))?;
+        let dir = scratch.path().join("cache");
+        self.dirs.push(scratch);
+        Ok(dir)
+    }
+}
+
+/// Takes an exclusive flock on `dir`, waiting for it if `wait`; `None` when it is taken and not waiting.
+fn lock_dir(dir: &Path, wait: bool) -> Result<Option<fs::File>> {
+    let file = fs::File::open(dir).io_context(|| format!("opening {} to lock it", dir.display()))?;
+    let flags = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    // SAFETY: flock on a descriptor we own; the lock goes with the file when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), flags) } == 0 {
+        return Ok(Some(file));
+    }
+    match std::io::Error::last_os_error() {
+        e if e.raw_os_error() == Some(libc::EWOULDBLOCK) && !wait => Ok(None),
+        e => Err(e).io_context(|| format!("locking {}", dir.display())),
+    }
 }
 
 /// Runs `op` of node `node`; `inputs[i]` is input `i`'s snapshot (`None` for empty). Returns the root
@@ -74,17 +102,28 @@ pub(crate) async fn run(
                 };
                 builder.bind(source, &mount.target, mount.readonly)
             }
-            MountKind::Cache { id, mode, uid, gid, .. } => {
+            MountKind::Cache { id, sharing, mode, uid, gid } => {
+                let persistent = inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str());
                 let dir = if fresh_cache_mounts {
-                    let scratch = tempfile::Builder::new()
-                        .prefix("strata-cache-")
-                        .tempdir()
-                        .io_context(|| format!("creating a fresh cache mount {id}"))?;
-                    let dir = scratch.path().join("cache");
-                    holds.dirs.push(scratch);
-                    dir
+                    holds.fresh_dir(id)?
                 } else {
-                    inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str())
+                    let dir = cache_dir(&persistent, id, *mode, *uid, *gid)?;
+                    // The lock is a flock on the directory, so it also holds between strata processes.
+                    match sharing {
+                        CacheSharing::Shared => dir,
+                        CacheSharing::Locked => {
+                            let lock = tokio::task::block_in_place(|| lock_dir(&dir, true))?;
+                            holds.locks.extend(lock);
+                            dir
+                        }
+                        CacheSharing::Private => match lock_dir(&dir, false)? {
+                            Some(lock) => {
+                                holds.locks.push(lock);
+                                dir
+                            }
+                            None => holds.fresh_dir(id)?,
+                        },
+                    }
                 };
                 builder.bind(cache_dir(&dir, id, *mode, *uid, *gid)?, &mount.target, false)
             }
@@ -177,6 +216,16 @@ fn proxy_env(given: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_locked_cache_directory_is_not_taken_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::lock_dir(dir.path(), false).unwrap();
+        assert!(first.is_some());
+        assert!(super::lock_dir(dir.path(), false).unwrap().is_none(), "a private user gets another directory");
+        drop(first);
+        assert!(super::lock_dir(dir.path(), false).unwrap().is_some());
+    }
+
     #[test]
     fn proxy_variables_get_both_spellings() {
         assert_eq!(super::proxy_env(&["http_proxy=h".into()]), ["HTTP_PROXY=h", "http_proxy=h"]);

@@ -69,6 +69,8 @@ pub(crate) async fn run(
         let dir = tokio::task::block_in_place(|| root.mount())?;
         let cwd = resolve_in_root(&dir, &op.cwd, true)?;
         fs::create_dir_all(&cwd).io_context(|| format!("creating the working directory {}", op.cwd))?;
+        // The container mounts the snapshot itself; two overlay mounts must never share an upper directory.
+        tokio::task::block_in_place(|| root.unmount())?;
     }
     let mut holds = MountHolds::default();
     let network = match op.network {

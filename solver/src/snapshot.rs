@@ -109,11 +109,19 @@ impl ActiveTree {
         Ok(self.dir.as_ref().expect("mounted above").path().to_owned())
     }
 
-    /// Unmounts and commits it as `name`.
-    pub(crate) fn commit(mut self, name: &str) -> Result<()> {
+    /// Unmounts it from its host directory, if mounted.
+    pub(crate) fn unmount(&mut self) -> Result<()> {
         if let Some(guard) = self.guard.take() {
             guard.unmount().store_context(|| format!("unmounting {}", self.key))?;
         }
+        // Only now: removing the mount point while mounted would delete the snapshot's files through it.
+        self.dir = None;
+        Ok(())
+    }
+
+    /// Unmounts and commits it as `name`.
+    pub(crate) fn commit(mut self, name: &str) -> Result<()> {
+        self.unmount()?;
         self.snapshotter.commit(name, &self.key).store_context(|| format!("committing {} as {name}", self.key))?;
         self.key.clear();
         Ok(())

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use strata_llb::CopyAction;
 use strata_llb::patterns::PatternMatcher;
 
+use super::chmod::Chmod;
 use super::{expand_sources, has_wildcard, remove_any, resolve_in_root, resolve_owner, set_mtime};
 use crate::error::{Error, IoContext, Result};
 
@@ -21,7 +22,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
     })?;
     let options = Options {
         owner: action.chown.as_ref().map(|c| resolve_owner(dest, c)).transpose()?,
-        mode: action.chmod.as_deref().map(parse_chmod).transpose()?,
+        mode: action.chmod.as_deref().map(Chmod::parse).transpose()?,
         exclude,
     };
     let mut matches = Vec::new();
@@ -85,7 +86,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
 /// What applies to every copied entry.
 struct Options {
     owner: Option<(u32, u32)>,
-    mode: Option<u32>,
+    mode: Option<Chmod>,
     exclude: PatternMatcher,
 }
 
@@ -110,7 +111,8 @@ fn make_parents(target: &Path, allowed: bool, options: &Options) -> Result<()> {
     }
     make_parents(parent, allowed, options)?;
     fs::create_dir(parent).io_context(|| format!("creating {}", parent.display()))?;
-    if let Some(mode) = options.mode {
+    if let Some(chmod) = &options.mode {
+        let mode = chmod.apply(0o755, true);
         fs::set_permissions(parent, fs::Permissions::from_mode(mode))
             .io_context(|| format!("setting the mode of {}", parent.display()))?;
     }
@@ -182,19 +184,10 @@ fn copy_entry(src: &Path, dst: &Path, meta: &Metadata, rel: &str, options: &Opti
     if meta.is_symlink() {
         return Ok(());
     }
-    let mode = options.mode.unwrap_or(meta.mode() & 0o7777);
+    let mode = options.mode.as_ref().map_or(meta.mode() & 0o7777, |chmod| chmod.apply(meta.mode(), meta.is_dir()));
     fs::set_permissions(dst, fs::Permissions::from_mode(mode))
         .io_context(|| format!("setting the mode of {}", dst.display()))?;
     set_mtime(dst, meta)
-}
-
-/// `--chmod` as a mode; octal only for now.
-fn parse_chmod(chmod: &str) -> Result<u32> {
-    u32::from_str_radix(chmod, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| Error::Invalid {
-        what: "--chmod",
-        value: chmod.to_owned(),
-        reason: "only octal modes are supported".into(),
-    })
 }
 
 /// Whether `path` is a tar archive, plain or gzip-compressed (what ADD unpacks).

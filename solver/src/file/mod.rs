@@ -1,6 +1,7 @@
 //! File ops: copy, mkdir, mkfile, rm and symlink on a mounted snapshot. Every path is resolved inside the
 //! snapshot's root, following symlinks as the container would see them, so nothing is written outside it.
 
+mod chmod;
 mod copy;
 
 use std::ffi::OsString;

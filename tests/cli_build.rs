@@ -115,6 +115,8 @@ fn builds_from_a_registry_mirror_then_from_the_local_tag() {
             .arg(context.join(dockerfile))
             .args(["-t", "conformance.local/base", "--progress", "plain", "-o"])
             .arg(format!("type=oci,dest={},tar=false", out.display()))
+            .arg("--metadata-file")
+            .arg(out.with_extension("json"))
             .arg(&context)
             .assert()
     };
@@ -125,6 +127,9 @@ fn builds_from_a_registry_mirror_then_from_the_local_tag() {
     assert!(err.contains("DONE"), "{err}");
     let inspected = strata_testkit::run(Command::new("skopeo").arg("inspect").arg(format!("oci:{}", first.display())));
     assert!(inspected.contains("\"Layers\""), "{inspected}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.with_extension("json")).unwrap()).unwrap();
+    assert!(metadata["containerimage.digest"].as_str().unwrap().starts_with("sha256:"), "{metadata}");
 
     let again = build("Dockerfile", &dir.path().join("again")).success();
     let err = String::from_utf8_lossy(&again.get_output().stderr).into_owned();

@@ -21,6 +21,7 @@ use crate::cmd::{CliError, Globals};
 
 /// Builds the target of `ast` and writes it where the flags say.
 pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOptions) -> Result<(), CliError> {
+    refuse_unsupported(args)?;
     let outputs = args.outputs.iter().map(|spec| Output::parse(spec)).collect::<Result<Vec<_>, _>>()?;
     let secrets = secrets(&args.secrets)?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
@@ -72,8 +73,31 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     for tag in &args.tags {
         stores.name_image(&reference(tag)?, &manifest, &targets)?;
     }
+    if let Some(file) = &args.metadata_file {
+        let metadata = serde_json::json!({
+            "containerimage.digest": manifest.to_string(),
+            "containerimage.config.digest": image.config.digest().to_string(),
+            "image.name": args.tags.join(","),
+        });
+        std::fs::write(file, metadata.to_string())
+            .map_err(|e| CliError(format!("writing --metadata-file {}: {e}", file.display())))?;
+    }
     eprintln!("writing image {manifest} done");
     Ok(())
+}
+
+/// Flags whose effect strata does not have yet fail the build rather than being silently ignored.
+fn refuse_unsupported(args: &BuildArgs) -> Result<(), CliError> {
+    let unsupported = [
+        (args.push, "--push"),
+        (!args.build_contexts.is_empty(), "--build-context"),
+        (!args.cache_from.is_empty(), "--cache-from"),
+        (!args.cache_to.is_empty(), "--cache-to"),
+    ];
+    match unsupported.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(CliError(format!("{flag} is not supported yet"))),
+        None => Ok(()),
+    }
 }
 
 /// `--secret id=ID,src=FILE` and `--secret id=ID,env=VAR` read into memory; never written to the store.

@@ -3,7 +3,7 @@
 //!
 //! [`assemble`] turns a solved [`strata_llb::Definition`] into an image in the content store: the base image's
 //! layers as they are, one layer per step that changed the filesystem, the config and the manifest. The writers
-//! ([`write_oci_layout`], [`write_oci_tar`], [`write_local`]) then stream its blobs out.
+//! ([`write_oci_layout`], [`write_oci_tar`], [`write_docker_tar`], [`write_local`]) then stream its blobs out.
 
 mod image;
 mod local;
@@ -11,7 +11,7 @@ mod oci_layout;
 
 pub use image::{ExportOptions, Image, assemble};
 pub use local::write_local;
-pub use oci_layout::{write_oci_layout, write_oci_tar};
+pub use oci_layout::{write_docker_tar, write_oci_layout, write_oci_tar};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! `type=oci`: the image as an OCI image layout, either a directory (`tar=false`) or a tar stream of one.
+//! `type=oci`: the image as an OCI image layout, either a directory (`tar=false`) or a tar stream of one;
+//! `type=docker`: that tar with Docker's `manifest.json` beside it, for `docker load`.
 //! Blobs are hard-linked from the content store when they can be, and always streamed, never held in memory.
 
 use std::collections::HashMap;
@@ -36,12 +37,32 @@ pub fn write_oci_layout(content: &ContentStore, image: &Image, name: Option<&str
 
 /// Writes `image` as a tar of an OCI layout to `file`, named `name` if given.
 pub fn write_oci_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path) -> Result<()> {
+    write_tar(content, image, name, file, false)
+}
+
+/// Writes `image` as a `docker load` tarball to `file`: the OCI layout plus Docker's `manifest.json`, as
+/// `docker save` writes it since Docker 25.
+pub fn write_docker_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path) -> Result<()> {
+    write_tar(content, image, name, file, true)
+}
+
+fn write_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path, docker: bool) -> Result<()> {
     let context = || format!("writing {}", file.display());
     let out = File::create(file).map_err(io_error(context))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
     append(&mut tar, "oci-layout", LAYOUT_FILE.len() as u64, LAYOUT_FILE.as_bytes()).map_err(io_error(context))?;
     let index = index_json(image, name)?;
     append(&mut tar, "index.json", index.len() as u64, index.as_slice()).map_err(io_error(context))?;
+    if docker {
+        let blob = |d: &Descriptor| store_digest(d).map(|d| format!("blobs/sha256/{}", d.hex()));
+        let manifest = serde_json::json!([{
+            "Config": blob(&image.config)?,
+            "RepoTags": name.into_iter().collect::<Vec<_>>(),
+            "Layers": image.layers.iter().map(blob).collect::<Result<Vec<_>>>()?,
+        }]);
+        let manifest = manifest.to_string();
+        append(&mut tar, "manifest.json", manifest.len() as u64, manifest.as_bytes()).map_err(io_error(context))?;
+    }
     let mut written = std::collections::HashSet::new();
     for blob in image.blobs() {
         let digest = store_digest(blob)?;

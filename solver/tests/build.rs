@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use strata_exporter::{ExportOptions, assemble, write_local, write_oci_layout, write_oci_tar};
+use strata_exporter::{ExportOptions, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
 use strata_frontend::parser::parse;
 use strata_llb::patterns::read_ignore_file;
@@ -270,6 +270,12 @@ fn the_oci_export_is_read_by_skopeo_and_umoci() {
     strata_testkit::run(
         std::process::Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", tarball.display())),
     );
+    let docker = out.path().join("docker.tar");
+    write_docker_tar(&store.content, &image, Some("example.com/app:v1"), &docker).unwrap();
+    let inspected = strata_testkit::run(
+        std::process::Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", docker.display())),
+    );
+    assert!(inspected.contains("MODE=test"), "{inspected}");
     let local = out.path().join("local");
     write_local(&store.content, &image, &local).unwrap();
     assert_eq!(read(&local, "built"), "built\n");

@@ -1,5 +1,5 @@
-//! `-o/--output` specs as buildx takes them: `type=oci,dest=PATH[,tar=false]`, `type=local,dest=DIR`, and the
-//! `dest=PATH` shorthand for `type=local`.
+//! `-o/--output` specs as buildx takes them: `type=oci,dest=PATH[,tar=false]`, `type=docker,dest=FILE`,
+//! `type=local,dest=DIR`, and the `dest=PATH` shorthand for `type=local`.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,8 @@ use crate::cmd::CliError;
 pub enum Output {
     /// An OCI layout: a directory, or a tar of one.
     Oci { dest: PathBuf, tar: bool },
+    /// A `docker load` tarball.
+    Docker { dest: PathBuf },
     /// The image's filesystem in a directory.
     Local { dest: PathBuf },
 }
@@ -37,8 +39,11 @@ impl Output {
                 };
                 Ok(Self::Oci { dest: dest()?, tar })
             }
+            Some("docker") => Ok(Self::Docker { dest: dest()? }),
             Some("local") | None => Ok(Self::Local { dest: dest()? }),
-            Some(other) => Err(CliError(format!("--output type={other} is not supported yet (oci and local are)"))),
+            Some(other) => {
+                Err(CliError(format!("--output type={other} is not supported yet (oci, docker and local are)")))
+            }
         }
     }
 }
@@ -55,6 +60,7 @@ mod tests {
         );
         assert_eq!(Output::parse("type=oci,dest=o.tar").unwrap(), Output::Oci { dest: "o.tar".into(), tar: true });
         assert_eq!(Output::parse("dest=dir").unwrap(), Output::Local { dest: "dir".into() });
+        assert_eq!(Output::parse("type=docker,dest=i.tar").unwrap(), Output::Docker { dest: "i.tar".into() });
         assert!(Output::parse("type=oci").is_err());
         assert!(Output::parse("type=registry,ref=x").unwrap_err().0.contains("not supported"));
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use strata_exporter::{ExportOptions, assemble, write_local, write_oci_layout, write_oci_tar};
+use strata_exporter::{ExportOptions, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
 use strata_snapshotter::metadata::RefTarget;
@@ -58,6 +58,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         match output {
             Output::Oci { dest, tar: false } => write_oci_layout(&content, &image, name, &dest),
             Output::Oci { dest, tar: true } => write_oci_tar(&content, &image, name, &dest),
+            Output::Docker { dest } => write_docker_tar(&content, &image, name, &dest),
             Output::Local { dest } => write_local(&content, &image, &dest),
         }
         .map_err(CliError::from_display)?;

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<ExitCode, cmd::CliError> = match cli.command {
-        Command::Build(args) => cmd::build::run(&args),
+        Command::Build(args) => cmd::build::run(&cli.globals, &args),
         Command::Parse(args) => cmd::parse::run(&args),
         Command::Pull(args) => cmd::pull::run(&cli.globals, args),
         Command::Push(args) => cmd::push::run(&cli.globals, args),

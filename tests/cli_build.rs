@@ -1,4 +1,4 @@
-//! `strata build --call targets|outline` and `--print-graph` on the example in `testdata/examples/hello`.
+//! `strata build`: `--call targets|outline` and `--print-graph` on `testdata/examples/hello`, and real builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,4 +74,80 @@ fn unknown_target_and_bad_instruction_fail_with_clear_errors() {
     let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(err.contains("Dockerfile:2:3: unknown instruction: FNTRYPOINT (did you mean ENTRYPOINT?)"), "{err}");
     assert!(err.contains("  FNTRYPOINT x\n  ^"), "{err}");
+}
+
+#[test]
+fn builds_from_a_registry_mirror_then_from_the_local_tag() {
+    if !strata_testkit::require_root("builds_from_a_registry_mirror_then_from_the_local_tag") {
+        return;
+    }
+    strata_testkit::require_tool("skopeo");
+    let registry = strata_testkit::Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = strata_testkit::busybox_layout(dir.path());
+    let mirror = format!("docker://{}/library/busybox:latest", registry.addr());
+    strata_testkit::run(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(mirror),
+    );
+    let config = dir.path().join("strata.toml");
+    let addr = registry.addr();
+    std::fs::write(
+        &config,
+        format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n"),
+    )
+    .unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("hello.txt"), "hello").unwrap();
+    std::fs::write(context.join("Dockerfile"), "FROM busybox\nCOPY hello.txt /\nRUN cat /hello.txt > /copied\n")
+        .unwrap();
+    let root = dir.path().join("root");
+    let build = |dockerfile: &str, out: &std::path::Path| {
+        cargo_bin_cmd!("strata")
+            .arg("--root")
+            .arg(&root)
+            .arg("--config")
+            .arg(&config)
+            .args(["build", "-f"])
+            .arg(context.join(dockerfile))
+            .args(["-t", "conformance.local/base", "--progress", "plain", "-o"])
+            .arg(format!("type=oci,dest={},tar=false", out.display()))
+            .arg("--metadata-file")
+            .arg(out.with_extension("json"))
+            .arg(&context)
+            .assert()
+    };
+    let first = dir.path().join("first");
+    let assert = build("Dockerfile", &first).success();
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(err.contains("[1/3] FROM") || err.contains("RUN cat /hello.txt > /copied"), "{err}");
+    assert!(err.contains("DONE"), "{err}");
+    let inspected = strata_testkit::run(Command::new("skopeo").arg("inspect").arg(format!("oci:{}", first.display())));
+    assert!(inspected.contains("\"Layers\""), "{inspected}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.with_extension("json")).unwrap()).unwrap();
+    assert!(metadata["containerimage.digest"].as_str().unwrap().starts_with("sha256:"), "{metadata}");
+
+    let again = build("Dockerfile", &dir.path().join("again")).success();
+    let err = String::from_utf8_lossy(&again.get_output().stderr).into_owned();
+    assert!(err.contains("CACHED"), "a rebuild is cached: {err}");
+
+    let run = cargo_bin_cmd!("strata")
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "--rm", "conformance.local/base", "cat", "/copied"])
+        .assert()
+        .success();
+    assert_eq!(stdout(&run), "hello", "strata run starts the built image");
+
+    // The registry is gone: the local tag must resolve from the store.
+    drop(registry);
+    std::fs::write(context.join("Dockerfile.child"), "FROM conformance.local/base\nRUN cat /copied\n").unwrap();
+    let child = dir.path().join("child");
+    let assert = build("Dockerfile.child", &child).success();
+    let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(err.contains("hello"), "{err}");
 }

@@ -11,7 +11,12 @@ use strata_frontend::parser::parse;
 use strata_llb::Platform;
 use strata_llb::patterns::{PatternMatcher, read_ignore_file};
 
-use super::CliError;
+use super::{CliError, Globals};
+
+mod images;
+mod output;
+mod progress;
+mod solve;
 
 /// Build an image from a Dockerfile.
 #[derive(Debug, Args)]
@@ -110,9 +115,8 @@ pub enum GraphFormat {
     Json,
 }
 
-/// Runs `strata build`. For now `--call targets|outline` and `--print-graph`; building images arrives with the
-/// solver.
-pub fn run(args: &BuildArgs) -> Result<ExitCode, CliError> {
+/// Runs `strata build`: builds the target, or with `--call targets|outline` / `--print-graph` describes it.
+pub fn run(globals: &Globals, args: &BuildArgs) -> Result<ExitCode, CliError> {
     let (path, text) = read_dockerfile(args)?;
     let name = path.display().to_string();
     let ast = parse(&text, &name).map_err(CliError::from_display)?;
@@ -127,15 +131,7 @@ pub fn run(args: &BuildArgs) -> Result<ExitCode, CliError> {
                 GraphFormat::Json => println!("{}", definition.graph.to_json()),
             }
         }
-        (Call::Build, None) => {
-            // Dockerfile errors first: they are what the user can act on today.
-            lower(&ast, &options, &Unresolved).map_err(CliError::from_display)?;
-            return Err(CliError(
-                "building images needs the solver, which this version of strata does not have yet; \
-                 use --call targets|outline or --print-graph=dot|json"
-                    .into(),
-            ));
-        }
+        (Call::Build, None) => solve::build(globals, args, &ast, &options)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -145,10 +141,13 @@ fn read_dockerfile(args: &BuildArgs) -> Result<(PathBuf, String), CliError> {
     let path = args.file.clone().unwrap_or_else(|| args.context.join("Dockerfile"));
     if path.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError(format!("reading Dockerfile from stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| CliError(format!("reading Dockerfile from stdin: {e}")))?;
         return Ok((PathBuf::from("Dockerfile"), text));
     }
-    let text = fs::read_to_string(&path).map_err(|e| CliError(format!("reading Dockerfile {}: {e}", path.display())))?;
+    let text =
+        fs::read_to_string(&path).map_err(|e| CliError(format!("reading Dockerfile {}: {e}", path.display())))?;
     Ok((path, text))
 }
 
@@ -190,7 +189,8 @@ fn targets_table(stages: &[StageSummary]) -> String {
     let rows: Vec<[String; 2]> = stages
         .iter()
         .map(|s| {
-            let name = if s.default && s.name != "(default)" { format!("{} (default)", s.name) } else { s.name.clone() };
+            let name =
+                if s.default && s.name != "(default)" { format!("{} (default)", s.name) } else { s.name.clone() };
             [name, s.description.clone()]
         })
         .collect();

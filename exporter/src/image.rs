@@ -1,0 +1,231 @@
+//! Assembling the image: layers, config and manifest in the content store.
+//!
+//! Each step's layer is the diff of its node's snapshot against the previous step's: the snapshot's own
+//! changes when it was made on the previous one (the common case), else a comparison of the two trees. Diffs are
+//! remembered per pair of snapshots, so a re-export of a cached build compresses nothing.
+
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oci_spec::image::{
+    Arch, Descriptor, Digest as OciDigest, History, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder,
+    MediaType, Os, RootFsBuilder,
+};
+use strata_llb::Definition;
+use strata_snapshotter::{Compression, DiffOptions, Digest, LayerDescriptor, SnapshotLayout, diff};
+use strata_solver::{ReadTree, Solved, Solver};
+
+use crate::{Error, Result, store_error};
+
+/// How to assemble: compression of new layers and the build time.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    source_date_epoch: Option<i64>,
+    compression: Option<Compression>,
+}
+
+impl ExportOptions {
+    /// gzip layers, created now.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `SOURCE_DATE_EPOCH`: the image's creation time, and the clamp for file times in new layers.
+    pub fn source_date_epoch(mut self, epoch: Option<i64>) -> Self {
+        self.source_date_epoch = epoch;
+        self
+    }
+
+    /// Sets the compression of new layers.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = Some(compression);
+        self
+    }
+}
+
+/// An image whose blobs are all in the content store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The config's descriptor.
+    pub config: Descriptor,
+    /// The layers, base first.
+    pub layers: Vec<Descriptor>,
+}
+
+impl Image {
+    /// Every blob of the image: manifest, config, layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        [&self.manifest, &self.config].into_iter().chain(&self.layers)
+    }
+}
+
+/// Builds the image of `definition` from its solve result into the solver's content store.
+pub fn assemble(solver: &Solver, definition: &Definition, solved: &Solved, options: &ExportOptions) -> Result<Image> {
+    let epoch = options.source_date_epoch;
+    let created = rfc3339(epoch.unwrap_or_else(|| {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+    }));
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut history: Vec<History> = Vec::new();
+    let mut previous: Option<String> = None;
+    if let Some(base) = &definition.base {
+        let image = solved
+            .images
+            .get(&base.node)
+            .ok_or_else(|| Error::Unsupported(format!("the base image {} was not solved", base.reference)))?;
+        layers.extend(image.manifest.layers().iter().cloned());
+        diff_ids.extend(image.config.rootfs().diff_ids().iter().cloned());
+        history.extend(image.config.history().iter().flatten().cloned());
+        previous = solved.snapshot(base.node).map(str::to_owned);
+    }
+    let mut diff_options = DiffOptions::new().compression(options.compression.unwrap_or(Compression::Gzip));
+    if let Some(epoch) = epoch {
+        diff_options = diff_options.source_date_epoch(epoch);
+    }
+    for step in &definition.steps {
+        let snapshot = step.node.and_then(|node| solved.snapshot(node)).map(str::to_owned);
+        let changed = step.node.is_some() && snapshot != previous;
+        if changed {
+            let snapshot = snapshot.as_deref().expect("a changed step has a snapshot");
+            let layer = layer_of(solver, snapshot, previous.as_deref(), &diff_options)?;
+            layers.push(descriptor(&layer.media_type, layer.size, &layer.digest)?);
+            diff_ids.push(layer.diff_id.to_string());
+            previous = Some(snapshot.to_owned());
+        }
+        let entry = &step.history;
+        let mut item = HistoryBuilder::default().created(entry.created.clone().unwrap_or_else(|| created.clone()));
+        if let Some(by) = &entry.created_by {
+            item = item.created_by(by.clone());
+        }
+        if let Some(comment) = &entry.comment {
+            item = item.comment(comment.clone());
+        }
+        if !changed {
+            item = item.empty_layer(true);
+        }
+        history.push(item.build().map_err(oci_error("history entry"))?);
+    }
+    let platform = &definition.platform;
+    let mut config = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(Arch::from(platform.architecture.as_str()))
+        .os(Os::from(platform.os.as_str()))
+        .rootfs(RootFsBuilder::default().typ("layers").diff_ids(diff_ids).build().map_err(oci_error("rootfs"))?)
+        .history(history);
+    if let Some(variant) = &platform.variant {
+        config = config.variant(variant.clone());
+    }
+    let config = config.build().map_err(oci_error("image config"))?;
+    // oci-spec's Config lacks Docker's Healthcheck, OnBuild and Shell; the frontend's config has them all.
+    let mut config_json = serde_json::to_value(&config).map_err(oci_error("image config"))?;
+    config_json["config"] = serde_json::to_value(&definition.config).map_err(oci_error("image config"))?;
+    let config = write_json(solver, &config_json, MediaType::ImageConfig)?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config.clone())
+        .layers(layers.clone())
+        .build()
+        .map_err(oci_error("manifest"))?;
+    let manifest =
+        write_json(solver, &serde_json::to_value(&manifest).map_err(oci_error("manifest"))?, MediaType::ImageManifest)?;
+    Ok(Image { manifest, config, layers })
+}
+
+/// The layer of `snapshot` over `previous`, from the diff cache or made now.
+fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &DiffOptions) -> Result<LayerDescriptor> {
+    let metadata = solver.metadata();
+    let record = metadata.snapshot(snapshot).map_err(store_error(|| format!("reading snapshot {snapshot}")))?;
+    let parent = record.and_then(|r| r.parent);
+    let cache_key = format!("layer/{snapshot}/{}/{options:?}", previous.unwrap_or("scratch"));
+    if let Some(record) = metadata.cache(&cache_key).map_err(store_error(|| format!("reading {cache_key}")))?
+        && let Some(layer) = layer_from_json(&record.result)
+        && solver.content().exists(&layer.digest)
+    {
+        return Ok(layer);
+    }
+    let layer = if parent.as_deref() == previous {
+        let layout = solver.snapshotter().layout(snapshot).map_err(store_error(|| format!("opening {snapshot}")))?;
+        diff(&layout, solver.content(), options)
+    } else {
+        // Not built on the previous step's snapshot (a cache hit recorded over an equal but rebuilt input):
+        // compare the two whole trees instead.
+        let tree = ReadTree::open(solver.snapshotter(), Some(snapshot)).map_err(opening(snapshot))?;
+        let below = ReadTree::open(solver.snapshotter(), previous).map_err(opening(previous.unwrap_or("scratch")))?;
+        let layout = SnapshotLayout::Full { dir: tree.path().to_owned(), parent: Some(below.path().to_owned()) };
+        diff(&layout, solver.content(), options)
+    }
+    .map_err(store_error(|| format!("diffing {snapshot}")))?;
+    let json = serde_json::json!({
+        "media_type": layer.media_type,
+        "digest": layer.digest.to_string(),
+        "size": layer.size,
+        "diff_id": layer.diff_id.to_string(),
+    });
+    metadata.put_cache(&cache_key, &json).map_err(store_error(|| format!("recording {cache_key}")))?;
+    Ok(layer)
+}
+
+fn opening(snapshot: &str) -> impl FnOnce(strata_solver::Error) -> Error {
+    move |source| Error::Snapshot {
+        context: format!("opening snapshot {snapshot} to diff it"),
+        source: Box::new(source),
+    }
+}
+
+fn layer_from_json(json: &serde_json::Value) -> Option<LayerDescriptor> {
+    Some(LayerDescriptor {
+        media_type: json["media_type"].as_str()?.to_owned(),
+        digest: json["digest"].as_str()?.parse().ok()?,
+        size: json["size"].as_u64()?,
+        diff_id: json["diff_id"].as_str()?.parse().ok()?,
+    })
+}
+
+/// Writes `json` to the content store and describes it.
+fn write_json(solver: &Solver, json: &serde_json::Value, media_type: MediaType) -> Result<Descriptor> {
+    let bytes = serde_json::to_vec(json).map_err(oci_error("serialising a document"))?;
+    let digest = solver.content().write_bytes(&bytes).map_err(store_error(|| format!("storing the {media_type}")))?;
+    descriptor(media_type.as_ref(), bytes.len() as u64, &digest)
+}
+
+/// An OCI descriptor for a blob of the content store.
+fn descriptor(media_type: &str, size: u64, digest: &Digest) -> Result<Descriptor> {
+    let digest = OciDigest::from_str(&digest.to_string()).map_err(oci_error("digest"))?;
+    Ok(Descriptor::new(MediaType::from(media_type), size, digest))
+}
+
+fn oci_error<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Oci { context: format!("building the {what}"), reason: e.to_string() }
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+fn rfc3339(seconds: i64) -> String {
+    let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

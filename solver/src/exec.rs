@@ -1,0 +1,235 @@
+//! RUN: a process over a writable snapshot of its root input, with bind, cache, tmpfs and secret mounts.
+//! Output lines stream to the progress sink; a non-zero exit fails the step and discards the snapshot.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use strata_llb::{CacheSharing, ExecOp, MountKind, NetworkMode, NodeId};
+use strata_runtime::{Network, ProcessSpec, Rootfs};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::error::{Error, IoContext, Result};
+use crate::file::resolve_in_root;
+use crate::snapshot::{ActiveTree, ReadTree};
+use crate::{Inner, Progress};
+
+/// What keeps an exec's extra mounts alive until the process is gone.
+#[derive(Default)]
+struct MountHolds {
+    reads: Vec<ReadTree>,
+    scratch: Vec<ActiveTree>,
+    dirs: Vec<tempfile::TempDir>,
+    locks: Vec<fs::File>,
+}
+
+impl MountHolds {
+    /// A fresh, empty cache directory for `id`, thrown away after the step.
+    fn fresh_dir(&mut self, id: &str) -> Result<PathBuf> {
+        let scratch = tempfile::Builder::new()
+            .prefix("strata-cache-")
+            .tempdir()
+            .io_context(|| format!("creating a fresh cache mount {id}"))?;
+        let dir = scratch.path().join("cache");
+        self.dirs.push(scratch);
+        Ok(dir)
+    }
+}
+
+/// Takes an exclusive flock on `dir`, waiting for it if `wait`; `None` when it is taken and not waiting.
+fn lock_dir(dir: &Path, wait: bool) -> Result<Option<fs::File>> {
+    let file = fs::File::open(dir).io_context(|| format!("opening {} to lock it", dir.display()))?;
+    let flags = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    // SAFETY: flock on a descriptor we own; the lock goes with the file when it is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), flags) } == 0 {
+        return Ok(Some(file));
+    }
+    match std::io::Error::last_os_error() {
+        e if e.raw_os_error() == Some(libc::EWOULDBLOCK) && !wait => Ok(None),
+        e => Err(e).io_context(|| format!("locking {}", dir.display())),
+    }
+}
+
+/// Runs `op` of node `node`; `inputs[i]` is input `i`'s snapshot (`None` for empty). Returns the root
+/// snapshot with the process's changes, still to be committed.
+/// With `fresh_cache_mounts` (a `--no-cache` step), cache mounts start empty and what they get is thrown away.
+pub(crate) async fn run(
+    inner: &Inner,
+    node: NodeId,
+    op: &ExecOp,
+    inputs: &[Option<String>],
+    fresh_cache_mounts: bool,
+) -> Result<ActiveTree> {
+    let command = op.args.join(" ");
+    let root_input = op.mounts.first().and_then(|m| m.input).and_then(|i| inputs.get(i).cloned().flatten());
+    let snapshotter = inner.snapshotter.clone();
+    let mut root = tokio::task::block_in_place(|| ActiveTree::prepare(&snapshotter, root_input.as_deref()))?;
+    if op.cwd != "/" {
+        // BuildKit creates the working directory if the image lacks it.
+        let dir = tokio::task::block_in_place(|| root.mount())?;
+        let cwd = resolve_in_root(&dir, &op.cwd, true)?;
+        fs::create_dir_all(&cwd).io_context(|| format!("creating the working directory {}", op.cwd))?;
+        // The container mounts the snapshot itself; two overlay mounts must never share an upper directory.
+        tokio::task::block_in_place(|| root.unmount())?;
+    }
+    let mut holds = MountHolds::default();
+    let network = match op.network {
+        NetworkMode::None => Network::None,
+        NetworkMode::Default | NetworkMode::Host => Network::Host,
+    };
+    let mut builder = ProcessSpec::builder(Rootfs::Mounts(root.mounts().to_vec()), op.args.clone())
+        .envs(op.env.iter().chain(&proxy_env(&op.proxy_env)))
+        .cwd(&op.cwd)
+        .user(if op.user.is_empty() { "0" } else { op.user.as_str() })
+        .network(network);
+    for mount in op.mounts.iter().skip(1) {
+        let input = mount.input.and_then(|i| inputs.get(i).cloned().flatten());
+        builder = match &mount.kind {
+            MountKind::Bind => {
+                let dir = if mount.readonly {
+                    let tree = tokio::task::block_in_place(|| ReadTree::open(&snapshotter, input.as_deref()))?;
+                    let path = tree.path().to_owned();
+                    holds.reads.push(tree);
+                    path
+                } else {
+                    // Writes to a read-write bind are thrown away with this scratch snapshot.
+                    let mut tree = tokio::task::block_in_place(|| ActiveTree::prepare(&snapshotter, input.as_deref()))?;
+                    let path = tokio::task::block_in_place(|| tree.mount())?;
+                    holds.scratch.push(tree);
+                    path
+                };
+                let source = match &mount.selector {
+                    Some(selector) => resolve_in_root(&dir, selector, true)?,
+                    None => dir,
+                };
+                builder.bind(source, &mount.target, mount.readonly)
+            }
+            MountKind::Cache { id, sharing, mode, uid, gid } => {
+                let persistent = inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str());
+                let dir = if fresh_cache_mounts {
+                    holds.fresh_dir(id)?
+                } else {
+                    let dir = cache_dir(&persistent, id, *mode, *uid, *gid)?;
+                    // The lock is a flock on the directory, so it also holds between strata processes.
+                    match sharing {
+                        CacheSharing::Shared => dir,
+                        CacheSharing::Locked => {
+                            let lock = tokio::task::block_in_place(|| lock_dir(&dir, true))?;
+                            holds.locks.extend(lock);
+                            dir
+                        }
+                        CacheSharing::Private => match lock_dir(&dir, false)? {
+                            Some(lock) => {
+                                holds.locks.push(lock);
+                                dir
+                            }
+                            None => holds.fresh_dir(id)?,
+                        },
+                    }
+                };
+                builder.bind(cache_dir(&dir, id, *mode, *uid, *gid)?, &mount.target, false)
+            }
+            MountKind::Tmpfs { .. } => builder.tmpfs(&mount.target),
+            MountKind::Secret { id, env, required, mode, uid, gid } => {
+                let Some(value) = inner.secrets.get(id) else {
+                    if *required {
+                        return Err(Error::MissingInput(format!("secret {id}: not found")));
+                    }
+                    continue;
+                };
+                if let Some(var) = env {
+                    builder = builder.env(var, &String::from_utf8_lossy(value));
+                }
+                if mount.target.is_empty() {
+                    builder
+                } else {
+                    let dir = tempfile::Builder::new()
+                        .prefix("strata-secret-")
+                        .tempdir()
+                        .io_context(|| format!("creating a directory for secret {id}"))?;
+                    let file = dir.path().join("secret");
+                    fs::write(&file, value).io_context(|| format!("writing secret {id}"))?;
+                    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
+                        .io_context(|| format!("setting the mode of secret {id}"))?;
+                    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
+                        .io_context(|| format!("changing the owner of secret {id}"))?;
+                    holds.dirs.push(dir);
+                    builder.bind(file, &mount.target, true)
+                }
+            }
+            MountKind::Ssh { id, required, .. } => {
+                if *required {
+                    return Err(Error::Unsupported(format!("RUN --mount=type=ssh (id {id})")));
+                }
+                builder
+            }
+        };
+    }
+    let spec = builder.build().map_err(|source| Error::Runtime { command: command.clone(), source })?;
+    let mut container =
+        inner.runtime.spawn(&spec).map_err(|source| Error::Runtime { command: command.clone(), source })?;
+    let progress = inner.progress.clone();
+    let out = container.stdout().map(|s| tokio::spawn(forward_lines(s, progress.clone(), node)));
+    let err = container.stderr().map(|s| tokio::spawn(forward_lines(s, progress, node)));
+    let code = container.wait().await.map_err(|source| Error::Runtime { command: command.clone(), source })?;
+    for task in [out, err].into_iter().flatten() {
+        let _ = task.await;
+    }
+    drop(holds);
+    if code != 0 {
+        return Err(Error::ProcessFailed { command, code });
+    }
+    Ok(root)
+}
+
+/// Sends each line of `stream` to the progress sink.
+async fn forward_lines(stream: impl AsyncRead + Unpin, progress: std::sync::Arc<dyn Progress>, node: NodeId) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        progress.output(node, &line);
+    }
+}
+
+/// The directory `dir` of cache mount `id`, created with its mode and owner the first time. Persistent ones
+/// live under `<root>/cache-mounts/<blake3 of id>`: ids are free text (often paths), the hash is a safe name.
+fn cache_dir(dir: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+    let dir = dir.to_owned();
+    if !dir.exists() {
+        fs::create_dir_all(&dir).io_context(|| format!("creating cache mount {id}"))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .io_context(|| format!("setting the mode of cache mount {id}"))?;
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .io_context(|| format!("changing the owner of cache mount {id}"))?;
+    }
+    Ok(dir)
+}
+
+/// Proxy variables in both spellings (`HTTP_PROXY` and `http_proxy`), as BuildKit's proxy env sets them,
+/// whichever spelling the build arg used.
+fn proxy_env(given: &[String]) -> Vec<String> {
+    let mut env = Vec::new();
+    for entry in given {
+        let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+        env.push(format!("{}={value}", name.to_ascii_uppercase()));
+        env.push(format!("{}={value}", name.to_ascii_lowercase()));
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_locked_cache_directory_is_not_taken_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::lock_dir(dir.path(), false).unwrap();
+        assert!(first.is_some());
+        assert!(super::lock_dir(dir.path(), false).unwrap().is_none(), "a private user gets another directory");
+        drop(first);
+        assert!(super::lock_dir(dir.path(), false).unwrap().is_some());
+    }
+
+    #[test]
+    fn proxy_variables_get_both_spellings() {
+        assert_eq!(super::proxy_env(&["http_proxy=h".into()]), ["HTTP_PROXY=h", "http_proxy=h"]);
+    }
+}

@@ -1,0 +1,213 @@
+//! Runs the nodes of a definition in dependency order: a node starts as soon as its inputs are done, at most
+//! `parallelism` at once. The first failure cancels the rest: running processes are killed, their snapshots
+//! removed, and nothing unfinished is ever recorded in the cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use strata_llb::{Definition, ExecOp, FileAction, Graph, MountKind, Node, NodeId, Op, SourceOp};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cache::{self, KeyBuilder};
+use crate::context::{self, ContextFilter};
+use crate::error::{Error, Result};
+use crate::snapshot::{ReadTree, unique_key};
+use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge};
+
+/// What one node's task hands back.
+struct Outcome {
+    node: NodeId,
+    result: NodeResult,
+    image: Option<SourceImage>,
+    executed: bool,
+}
+
+/// Solves everything `definition` needs.
+pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<Solved> {
+    let mut roots: Vec<NodeId> = definition.root.into_iter().collect();
+    roots.extend(definition.steps.iter().filter_map(|s| s.node));
+    roots.extend(definition.base.iter().map(|b| b.node));
+    let graph = Arc::new(definition.graph.clone());
+    let needed = graph.reachable(&roots);
+    let mut waiting: HashMap<NodeId, usize> = needed.iter().map(|&id| (id, graph.node(id).inputs.len())).collect();
+    let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+    for &id in &needed {
+        for &input in &graph.node(id).inputs {
+            dependents.entry(input).or_default().push(id);
+        }
+    }
+    let permits = Arc::new(Semaphore::new(inner.parallelism));
+    let mut solved = Solved::default();
+    let mut tasks = JoinSet::new();
+    let mut ready: Vec<NodeId> = needed.iter().copied().filter(|id| waiting[id] == 0).collect();
+    loop {
+        for id in ready.drain(..) {
+            let inputs: Vec<NodeResult> =
+                graph.node(id).inputs.iter().map(|input| solved.results[input].clone()).collect();
+            let (inner, graph, permits) = (inner.clone(), graph.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                solve_node(&inner, &graph, id, &inputs).await
+            });
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let outcome = match joined {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => return Err(error),
+            // Only a panic gets here (nothing aborts tasks while the set is alive).
+            Err(e) => {
+                let steps = unfinished(&graph, &solved, &needed);
+                return Err(Error::Task { steps, reason: e.to_string() });
+            }
+        };
+        for &dependent in dependents.get(&outcome.node).into_iter().flatten() {
+            let count = waiting.get_mut(&dependent).expect("dependents are needed nodes");
+            *count -= 1;
+            if *count == 0 {
+                ready.push(dependent);
+            }
+        }
+        solved.executed += usize::from(outcome.executed);
+        if let Some(image) = outcome.image {
+            solved.images.insert(outcome.node, image);
+        }
+        solved.results.insert(outcome.node, outcome.result);
+    }
+    Ok(solved)
+}
+
+/// The steps not finished when a task panicked, for the error message.
+fn unfinished(graph: &Graph, solved: &Solved, needed: &[NodeId]) -> String {
+    let running: Vec<&str> = needed
+        .iter()
+        .filter(|id| !solved.results.contains_key(id))
+        .map(|&id| graph.node(id).meta.description.as_str())
+        .collect();
+    running.join(", ")
+}
+
+/// Solves one node whose inputs are solved, reporting progress.
+async fn solve_node(inner: &Inner, graph: &Graph, id: NodeId, inputs: &[NodeResult]) -> Result<Outcome> {
+    let node = graph.node(id);
+    let started = Instant::now();
+    let outcome = solve_op(inner, graph, node, inputs).await;
+    match &outcome {
+        Ok(o) if o.result.cached => inner.progress.cached(id, &node.meta.description),
+        Ok(_) => inner.progress.finished(id, started.elapsed()),
+        Err(e) => inner.progress.failed(id, &e.to_string()),
+    }
+    outcome
+}
+
+async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<Outcome> {
+    let snapshots: Vec<Option<String>> = inputs.iter().map(|r| r.snapshot.clone()).collect();
+    if let Op::Source(SourceOp::Image { reference, platform }) = &node.op {
+        // Image layers are unpacked once by chain ID; the source itself needs no cache record.
+        inner.progress.started(node.id, &node.meta.description);
+        let image = tokio::task::block_in_place(|| inner.images.resolve(reference, platform))?;
+        let snapshot = tokio::task::block_in_place(|| inner.images.unpack(&image))?;
+        let key = KeyBuilder::new(&node.digest.0).input(image.manifest_digest.to_string().as_bytes()).finish();
+        let result = NodeResult { snapshot, key, cached: false };
+        return Ok(Outcome { node: node.id, result, image: Some(image), executed: false });
+    }
+    let key = tokio::task::block_in_place(|| cache_key(inner, graph, node, inputs))?;
+    if !node.meta.ignore_cache
+        && let Some(snapshot) = tokio::task::block_in_place(|| cache::lookup(&inner.metadata, &key))?
+    {
+        let result = NodeResult { snapshot, key, cached: true };
+        return Ok(Outcome { node: node.id, result, image: None, executed: false });
+    }
+    inner.progress.started(node.id, &node.meta.description);
+    let active = match &node.op {
+        Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots, node.meta.ignore_cache).await?,
+        Op::File(file_op) => tokio::task::block_in_place(|| file::solve(&inner.snapshotter, file_op, &snapshots))?,
+        Op::Merge => tokio::task::block_in_place(|| merge::run(&inner.snapshotter, &snapshots))?,
+        Op::Source(SourceOp::Local { name, include, exclude }) => tokio::task::block_in_place(|| {
+            context::solve(&inner.snapshotter, context_dir(inner, name)?, &ContextFilter::new(include, exclude)?)
+        })?,
+        Op::Source(_) => return Err(Error::Unsupported(format!("the {} op", node.op.kind()))),
+    };
+    let name = unique_key("build");
+    tokio::task::block_in_place(|| {
+        active.commit(&name)?;
+        cache::record(&inner.metadata, &key, Some(&name))
+    })?;
+    let result = NodeResult { snapshot: Some(name), key, cached: false };
+    Ok(Outcome { node: node.id, result, image: None, executed: matches!(node.op, Op::Exec(_)) })
+}
+
+/// The directory of the local context `name`.
+fn context_dir<'a>(inner: &'a Inner, name: &str) -> Result<&'a std::path::Path> {
+    inner
+        .contexts
+        .get(name)
+        .map(|p| p.as_path())
+        .ok_or_else(|| Error::MissingInput(format!("no local context named {name:?} was given")))
+}
+
+/// The node's cache key: digest and input keys, where a context input of a file op counts only through the
+/// files the copies select, and a context source through its filtered contents.
+fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<String> {
+    let mut key = KeyBuilder::new(&node.digest.0);
+    if let Op::Source(SourceOp::Local { name, include, exclude }) = &node.op {
+        let filter = ContextFilter::new(include, exclude)?;
+        return Ok(key.input(&context::checksum(context_dir(inner, name)?, &filter)?).finish());
+    }
+    for (index, (input, result)) in node.inputs.iter().zip(inputs).enumerate() {
+        let part = match (&node.op, &graph.node(*input).op) {
+            (Op::File(file_op), Op::Source(SourceOp::Local { name, include, exclude }))
+                if file_op.base != Some(index) =>
+            {
+                let sources: Vec<String> = file_op
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        FileAction::Copy(copy) if copy.input == Some(index) => Some(copy.sources.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                let filter = ContextFilter::new(include, exclude)?;
+                context::checksum_selection(context_dir(inner, name)?, &filter, &sources)?.to_vec()
+            }
+            (Op::Exec(exec_op), _) => match bind_selectors(exec_op, index) {
+                Some(selectors) => mount_checksum(inner, result.snapshot.as_deref(), &selectors)?.to_vec(),
+                None => result.key.as_bytes().to_vec(),
+            },
+            _ => result.key.as_bytes().to_vec(),
+        };
+        key = key.input(&part);
+    }
+    Ok(key.finish())
+}
+
+/// The selectors of input `index` when it is used only as a bind mount other than the root, whose cache key
+/// then depends on the mounted content rather than on how it was made, as in BuildKit.
+fn bind_selectors(exec_op: &ExecOp, index: usize) -> Option<Vec<String>> {
+    let uses: Vec<_> = exec_op.mounts.iter().enumerate().filter(|(_, m)| m.input == Some(index)).collect();
+    let only_binds = !uses.is_empty() && uses.iter().all(|(i, m)| *i > 0 && m.kind == MountKind::Bind);
+    only_binds.then(|| uses.iter().map(|(_, m)| m.selector.clone().unwrap_or_else(|| "/".into())).collect())
+}
+
+/// The checksum of what `selectors` select in the snapshot (`None`: the empty tree).
+fn mount_checksum(inner: &Inner, snapshot: Option<&str>, selectors: &[String]) -> Result<[u8; 32]> {
+    let tree = ReadTree::open(&inner.snapshotter, snapshot)?;
+    let everything = ContextFilter::new(&[], &[])?;
+    let mut hasher = blake3::Hasher::new();
+    for selector in selectors {
+        hasher.update(selector.as_bytes());
+        let path = file::resolve_in_root(tree.path(), selector, true)?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                hasher.update(&context::checksum(&path, &everything)?);
+            }
+            Ok(meta) => context::hash_entry(&mut hasher, "", &path, &meta)?,
+            Err(_) => {
+                hasher.update(b"\0missing");
+            }
+        }
+    }
+    Ok(*hasher.finalize().as_bytes())
+}

@@ -1,0 +1,400 @@
+//! The build suite of `testdata/conformance` (see its README for the runner contract): every case is built
+//! with the solver and exporter over a fresh store holding only busybox, and its expectations are checked
+//! on the exported filesystem and image config. Prints each failing case and asserts a floor of passes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use strata_exporter::{ExportOptions, Image, assemble, write_local};
+use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
+use strata_frontend::parser::parse;
+use strata_llb::patterns::read_ignore_file;
+use strata_llb::{ImageConfig, Platform};
+use strata_runtime::Runtime;
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, Snapshotter, SnapshotterKind};
+use strata_solver::{Solver, StoreImageSource};
+use toml::Value;
+
+/// Cases that passed when this floor was last raised; a regression below it fails the test.
+const PASSING_FLOOR: usize = 99;
+const BUSYBOX: &str = "docker.io/library/busybox:latest";
+
+#[test]
+fn conformance_build_suite() {
+    if !strata_testkit::require_root("conformance_build_suite") {
+        return;
+    }
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/conformance/build");
+    let layouts = tempfile::tempdir().unwrap();
+    let busybox = strata_testkit::busybox_layout(layouts.path());
+    let filter = std::env::var("CONFORMANCE_CASE").ok();
+    let mut cases: Vec<PathBuf> =
+        fs::read_dir(&suite).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("expect.toml").is_file()).collect();
+    cases.sort();
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        match run_case(&case, &busybox) {
+            Ok(()) => passed.push(name),
+            Err(reason) => failed.push(format!("{name}: {}", reason.lines().next().unwrap_or_default())),
+        }
+    }
+    eprintln!("conformance build suite: {} passed, {} failed", passed.len(), failed.len());
+    for failure in &failed {
+        eprintln!("FAIL {failure}");
+    }
+    assert!(passed.len() >= PASSING_FLOOR, "{} cases pass, fewer than the floor {PASSING_FLOOR}", passed.len());
+}
+
+/// One case's fresh builder state: stores holding busybox, and tags registered by earlier steps.
+struct Builder {
+    dir: tempfile::TempDir,
+    content: Arc<ContentStore>,
+    metadata: Arc<MetadataStore>,
+    snapshotter: Arc<dyn Snapshotter>,
+}
+
+impl Builder {
+    fn new(busybox: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let content = Arc::new(ContentStore::open(dir.path().join("content")).unwrap());
+        let metadata = Arc::new(MetadataStore::open(dir.path()).unwrap());
+        let snapshotter: Arc<dyn Snapshotter> =
+            strata_snapshotter::snapshot::open(dir.path(), metadata.clone(), SnapshotterKind::Overlay).unwrap().into();
+        for blob in fs::read_dir(busybox.join("blobs/sha256")).unwrap() {
+            let mut writer = content.writer().unwrap();
+            std::io::copy(&mut fs::File::open(blob.unwrap().path()).unwrap(), &mut writer).unwrap();
+            writer.commit(None).unwrap();
+        }
+        let index: serde_json::Value = serde_json::from_slice(&fs::read(busybox.join("index.json")).unwrap()).unwrap();
+        let manifest: Digest = index["manifests"][0]["digest"].as_str().unwrap().parse().unwrap();
+        metadata.put_image(BUSYBOX, &manifest).unwrap();
+        Self { dir, content, metadata, snapshotter }
+    }
+
+    /// The config JSON of a named image.
+    fn config_of(&self, name: &str) -> Option<serde_json::Value> {
+        let record = self.metadata.image(name).ok()??;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&self.content.read_bytes(&record.manifest).ok()?).ok()?;
+        let digest: Digest = manifest["config"]["digest"].as_str()?.parse().ok()?;
+        serde_json::from_slice(&self.content.read_bytes(&digest).ok()?).ok()
+    }
+}
+
+impl ImageResolver for Builder {
+    fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ResolvedImage, String> {
+        let name = match reference {
+            "busybox" | "busybox:latest" | "docker.io/library/busybox" | BUSYBOX => BUSYBOX,
+            other if other.starts_with("conformance.local/") => other,
+            other => return Err(format!("{other}: not found (the conformance runner resolves only busybox)")),
+        };
+        let config = self.config_of(name).ok_or_else(|| format!("{reference}: not found"))?;
+        let config: ImageConfig = serde_json::from_value(config["config"].clone()).unwrap_or_default();
+        Ok(ResolvedImage { reference: name.to_owned(), config })
+    }
+}
+
+/// What a successful build left to check.
+struct Built {
+    rootfs: tempfile::TempDir,
+    config: serde_json::Value,
+}
+
+fn run_case(case: &Path, busybox: &Path) -> Result<(), String> {
+    let expect: Value =
+        toml::from_str(&fs::read_to_string(case.join("expect.toml")).unwrap()).map_err(|e| e.to_string())?;
+    let steps: Vec<Value> = match expect.get("steps") {
+        Some(Value::Array(steps)) => steps.clone(),
+        _ => {
+            let mut step = expect.get("build").cloned().unwrap_or(Value::Table(Default::default()));
+            step.as_table_mut().unwrap().insert("expect".into(), expect["expect"].clone());
+            vec![step]
+        }
+    };
+    let builder = Builder::new(busybox);
+    let mut results: Vec<Option<Built>> = Vec::new();
+    for (number, step) in steps.iter().enumerate() {
+        let context = make_context(case, step, expect.get("context"));
+        let outcome = build(&builder, case, step, context.path());
+        let checks = &step["expect"];
+        let wants_failure =
+            checks.get("fails").and_then(Value::as_bool).unwrap_or(false) || checks.get("error_contains").is_some();
+        match (outcome, wants_failure) {
+            (Err(error), true) => {
+                for needle in strings(checks.get("error_contains")) {
+                    if !error.contains(&needle) {
+                        return Err(format!("step {}: error {error:?} lacks {needle:?}", number + 1));
+                    }
+                }
+                results.push(None);
+            }
+            (Err(error), false) => return Err(format!("step {}: {error}", number + 1)),
+            (Ok(_), true) => return Err(format!("step {}: built, but should fail", number + 1)),
+            (Ok(built), false) => {
+                check(&built, checks, context.path(), &results).map_err(|e| format!("step {}: {e}", number + 1))?;
+                results.push(Some(built));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The step's context: the case's folder copied, then `[context]` applied.
+fn make_context(case: &Path, step: &Value, extra: Option<&Value>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = case.join(step.get("context").and_then(Value::as_str).unwrap_or("context"));
+    if source.is_dir() {
+        strata_testkit::run(
+            std::process::Command::new("cp").arg("-a").arg(format!("{}/.", source.display())).arg(dir.path()),
+        );
+    }
+    let Some(extra) = extra else { return dir };
+    for d in strings(extra.get("dirs")) {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    for (link, target) in extra.get("symlinks").and_then(Value::as_table).into_iter().flatten() {
+        let link = dir.path().join(link);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target.as_str().unwrap(), link).unwrap();
+    }
+    for (path, mode) in extra.get("modes").and_then(Value::as_table).into_iter().flatten() {
+        let mode = u32::from_str_radix(mode.as_str().unwrap(), 8).unwrap();
+        fs::set_permissions(dir.path().join(path), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    dir
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value.and_then(Value::as_array).into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+}
+
+fn table(value: Option<&Value>) -> Vec<(String, String)> {
+    value
+        .and_then(Value::as_table)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Builds one step; the error is the solver's message.
+fn build(builder: &Builder, case: &Path, step: &Value, context: &Path) -> Result<Built, String> {
+    let dockerfile = case.join(step.get("dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile"));
+    let text = fs::read_to_string(&dockerfile).map_err(|e| e.to_string())?;
+    let ast = parse(&text, "Dockerfile").map_err(|e| e.to_string())?;
+    let ignore = fs::read_to_string(format!("{}.dockerignore", dockerfile.display()))
+        .or_else(|_| fs::read_to_string(context.join(".dockerignore")))
+        .unwrap_or_default();
+    let mut options = LowerOptions::new()
+        .ignore_patterns(read_ignore_file(&ignore))
+        .target(step.get("target").and_then(Value::as_str).map(str::to_owned))
+        .no_cache(step.get("no_cache").and_then(Value::as_bool).unwrap_or(false));
+    for (name, value) in table(step.get("build_args")) {
+        options = options.build_arg(name, value);
+    }
+    for (name, value) in table(step.get("labels")) {
+        options = options.label(name, value);
+    }
+    let definition = lower(&ast, &options, builder).map_err(|e| e.to_string())?;
+    let images =
+        Arc::new(StoreImageSource::new(builder.content.clone(), builder.metadata.clone(), builder.snapshotter.clone()));
+    let mut solver = Solver::builder(
+        builder.dir.path(),
+        builder.content.clone(),
+        builder.metadata.clone(),
+        builder.snapshotter.clone(),
+        images,
+    )
+    .runtime(Runtime::with_init_program(env!("CARGO_BIN_EXE_strata")))
+    .context("context", context);
+    for (id, value) in table(step.get("secrets")) {
+        solver = solver.secret(id, value.into_bytes());
+    }
+    let solver = solver.build();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let solved = runtime.block_on(solver.solve(&definition)).map_err(|e| e.to_string())?;
+    let image = assemble(&solver, &definition, &solved, &ExportOptions::new()).map_err(|e| e.to_string())?;
+    let rootfs = tempfile::tempdir().unwrap();
+    write_local(&builder.content, &image, rootfs.path()).map_err(|e| e.to_string())?;
+    let config = read_config(builder, &image)?;
+    if let Some(tag) = step.get("tag").and_then(Value::as_str) {
+        let manifest: Digest = image.manifest.digest().to_string().parse().unwrap();
+        builder.metadata.put_image(tag, &manifest).map_err(|e| e.to_string())?;
+    }
+    Ok(Built { rootfs, config })
+}
+
+fn read_config(builder: &Builder, image: &Image) -> Result<serde_json::Value, String> {
+    let digest: Digest = image.config.digest().to_string().parse().unwrap();
+    let bytes = builder.content.read_bytes(&digest).map_err(|e| e.to_string())?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    Ok(config["config"].clone())
+}
+
+/// A path of the image resolved inside its root, following symlinks (absolute ones against the root).
+fn resolve(root: &Path, path: &str) -> PathBuf {
+    let mut current = root.to_owned();
+    let mut pending: Vec<String> = path.split('/').filter(|p| !p.is_empty()).rev().map(str::to_owned).collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            if current != root {
+                current.pop();
+            }
+            continue;
+        }
+        let next = current.join(&part);
+        match fs::read_link(&next) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    current = root.to_owned();
+                }
+                pending.extend(target.to_string_lossy().split('/').filter(|p| !p.is_empty()).rev().map(str::to_owned));
+            }
+            _ => current = next,
+        }
+    }
+    current
+}
+
+fn check(built: &Built, expect: &Value, context: &Path, earlier: &[Option<Built>]) -> Result<(), String> {
+    let root = built.rootfs.path();
+    let entry = |path: &str| root.join(path.trim_start_matches('/'));
+    for path in strings(expect.get("absent")) {
+        if fs::symlink_metadata(entry(&path)).is_ok() {
+            return Err(format!("{path} exists"));
+        }
+    }
+    for file in expect.get("files").and_then(Value::as_array).into_iter().flatten() {
+        let path = file["path"].as_str().unwrap();
+        let meta = fs::symlink_metadata(entry(path)).map_err(|e| format!("{path}: {e}"))?;
+        let content = || fs::read(resolve(root, path)).map_err(|e| format!("reading {path}: {e}"));
+        let text = || content().map(|c| String::from_utf8_lossy(&c).into_owned());
+        for (key, want) in file.as_table().unwrap() {
+            let ok = match key.as_str() {
+                "path" => true,
+                "type" => {
+                    let kind = if meta.is_symlink() {
+                        "symlink"
+                    } else if meta.is_dir() {
+                        "dir"
+                    } else {
+                        "file"
+                    };
+                    want.as_str() == Some(kind)
+                }
+                "content" => text()? == want.as_str().unwrap(),
+                "content_contains" => strings(Some(want)).iter().all(|s| text().is_ok_and(|t| t.contains(s))),
+                "content_not_contains" => strings(Some(want)).iter().all(|s| text().is_ok_and(|t| !t.contains(s))),
+                "same_as_context" => fs::read(context.join(want.as_str().unwrap())).ok() == content().ok(),
+                "same_as_step" | "differs_from_step" => {
+                    let step = want.as_integer().unwrap() as usize;
+                    let other = earlier
+                        .get(step - 1)
+                        .and_then(Option::as_ref)
+                        .map(|b| fs::read(resolve(b.rootfs.path(), path)).ok());
+                    (other.flatten() == content().ok()) == (key == "same_as_step")
+                }
+                "mode" => format!("{:04o}", meta.mode() & 0o7777) == want.as_str().unwrap(),
+                "owner" => format!("{}:{}", meta.uid(), meta.gid()) == want.as_str().unwrap(),
+                "target" => {
+                    fs::read_link(entry(path)).ok().map(|t| t.to_string_lossy().into_owned()).as_deref()
+                        == want.as_str()
+                }
+                "empty" => fs::read_dir(entry(path)).map(|mut d| d.next().is_none()).ok() == want.as_bool(),
+                "hardlink_of" => {
+                    fs::symlink_metadata(entry(want.as_str().unwrap())).is_ok_and(|o| o.ino() == meta.ino())
+                }
+                other => return Err(format!("unknown file check {other}")),
+            };
+            if !ok {
+                return Err(format!("{path}: {key} is not {want}"));
+            }
+        }
+    }
+    if let Some(config) = expect.get("config").and_then(Value::as_table) {
+        check_config(&built.config, config)?;
+    }
+    Ok(())
+}
+
+fn check_config(config: &serde_json::Value, expect: &toml::Table) -> Result<(), String> {
+    let list = |key: &str| -> Vec<String> {
+        config[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    };
+    let keys = |key: &str| -> Vec<String> {
+        let mut keys: Vec<String> = config[key].as_object().into_iter().flatten().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys
+    };
+    for (key, want) in expect {
+        let ok = match key.as_str() {
+            "Env" => strings(Some(want)).iter().all(|e| list("Env").contains(e)),
+            "EnvExact" => list("Env") == strings(Some(want)),
+            "EnvAbsent" => {
+                strings(Some(want)).iter().all(|n| !list("Env").iter().any(|e| e.starts_with(&format!("{n}="))))
+            }
+            "Cmd" | "Entrypoint" | "Shell" | "OnBuild" => list(key) == strings(Some(want)),
+            "WorkingDir" | "User" | "StopSignal" => config[key].as_str().unwrap_or_default() == want.as_str().unwrap(),
+            "Labels" => table(Some(want)).iter().all(|(k, v)| config["Labels"][k].as_str() == Some(v)),
+            "ExposedPorts" | "Volumes" => {
+                let mut wanted = strings(Some(want));
+                wanted.sort();
+                keys(key) == wanted
+            }
+            "Healthcheck" => want.as_table().unwrap().iter().all(|(field, value)| {
+                let actual = &config["Healthcheck"][field];
+                match (field.as_str(), value) {
+                    ("Test", _) => {
+                        actual.as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect::<Vec<_>>()
+                            == strings(Some(value)).iter().map(String::as_str).collect::<Vec<_>>()
+                    }
+                    ("Retries", Value::Integer(n)) => actual.as_i64().unwrap_or(0) == *n,
+                    (_, Value::String(duration)) => actual.as_i64().unwrap_or(0) == go_duration(duration),
+                    _ => false,
+                }
+            }),
+            other => return Err(format!("unknown config check {other}")),
+        };
+        if !ok {
+            return Err(format!("config {key} is not {want} (config: {config})"));
+        }
+    }
+    Ok(())
+}
+
+/// A Go duration string (`1m30s`, `5s`, `100ms`) in nanoseconds.
+fn go_duration(text: &str) -> i64 {
+    let units: HashMap<&str, i64> = [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ]
+    .into();
+    let (mut total, mut number) = (0i64, String::new());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            unit.push(chars.next().unwrap());
+        }
+        total += (number.parse::<f64>().unwrap_or(0.0) * units.get(unit.as_str()).copied().unwrap_or(0) as f64) as i64;
+        number.clear();
+    }
+    total
+}

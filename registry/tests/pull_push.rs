@@ -4,9 +4,10 @@ mod common;
 
 use std::process::Command;
 
-use common::{assert_store_clean, client, layout_manifest_digest, skopeo_push_busybox, synthetic_image, temp_store};
+use common::{assert_store_clean, client, layout_manifest_digest, synthetic_image, temp_store};
 use serde_json::json;
 use strata_registry::{HostConfig, Platform, Reference, RegistryClient, RegistryConfig};
+use strata_testkit::skopeo_push_busybox;
 use strata_testkit::{Registry, require_tool, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

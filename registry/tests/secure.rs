@@ -6,8 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::issuer::{ISSUER, IssuerOptions, SERVICE, TokenIssuer};
-use common::{assert_store_clean, layout_manifest_digest, make_tls, skopeo_push_busybox, temp_store};
+use common::{assert_store_clean, layout_manifest_digest, make_tls, temp_store};
 use strata_registry::{CredentialStore, Credentials, Platform, Reference, RegistryClient};
+use strata_testkit::skopeo_push_busybox;
 use strata_testkit::{Registry, RegistryAuth, RegistryOptions, require_tool, run};
 
 fn client_with(registry: &str, ca: Option<&std::path::Path>, credentials: CredentialStore) -> RegistryClient {

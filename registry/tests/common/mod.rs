@@ -13,7 +13,6 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 use strata_registry::{HostConfig, RegistryClient, RegistryConfig, RetryPolicy};
 use strata_snapshotter::{ContentStore, Digest};
-pub use strata_testkit::skopeo_push_busybox;
 
 /// A client for `host` over plain HTTP, or HTTPS trusting `ca`.
 pub fn client(host: &str, ca: Option<&Path>) -> RegistryClient {

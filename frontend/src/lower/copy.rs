@@ -103,8 +103,8 @@ impl Lowering<'_> {
         }
         for doc in &copy.heredocs {
             let data = if doc.expand {
-                // Heredoc bodies keep their quotes but lose escapes, as BuildKit expands them.
-                let lexer = Lexer { raw_quotes: true, ..self.lexer };
+                // BuildKit expands heredoc bodies with a `\` lexer that leaves quotes alone: `'${v}'` expands.
+                let lexer = Lexer { skip_process_quotes: true, ..Lexer::new('\\') };
                 lexer.process_word(&doc.content, &state.env).map_err(|e| step.node.error(e.to_string()))?.value
             } else {
                 doc.content.clone()

@@ -16,6 +16,8 @@ pub struct Lexer {
     pub(crate) raw_escapes: bool,
     /// Leave references to unset variables as written instead of expanding them to nothing.
     pub(crate) skip_unset_env: bool,
+    /// Treat quotes as ordinary characters (BuildKit's `SkipProcessQuotes`, used for heredoc bodies).
+    pub(crate) skip_process_quotes: bool,
 }
 
 /// The result of expanding one word, with the variable names it referenced.
@@ -32,7 +34,7 @@ pub struct Expanded {
 impl Lexer {
     /// A lexer using `escape` (`\` or `` ` ``) as its escape character.
     pub fn new(escape: char) -> Self {
-        Self { escape, raw_quotes: false, raw_escapes: false, skip_unset_env: false }
+        Self { escape, raw_quotes: false, raw_escapes: false, skip_unset_env: false, skip_process_quotes: false }
     }
 
     /// Expands one word without splitting it: quote removal, escapes, and variable substitution.
@@ -169,12 +171,12 @@ impl<'a, E: Env> Scanner<'a, E> {
                     words.add_str(&value);
                     result.push_str(&value);
                 }
-                '\'' => {
+                '\'' if !self.lexer.skip_process_quotes => {
                     let quoted = self.single_quoted()?;
                     words.add_raw_str(&quoted);
                     result.push_str(&quoted);
                 }
-                '"' => {
+                '"' if !self.lexer.skip_process_quotes => {
                     let quoted = self.double_quoted()?;
                     words.add_raw_str(&quoted);
                     result.push_str(&quoted);
@@ -426,6 +428,16 @@ mod tests {
         assert_eq!(word("${PATH//usr/opt}").unwrap(), "/opt/local/bin:/opt/bin");
         assert_eq!(word("${FILE%\\.gz}").unwrap(), "archive.tar");
         assert_eq!(word("${UNSET#x}").unwrap(), "");
+    }
+
+    #[test]
+    fn skip_process_quotes_expands_inside_quotes_and_keeps_them() {
+        let env: EnvMap = [("name", "world")].into_iter().collect();
+        let lexer = Lexer { skip_process_quotes: true, ..Lexer::new('\\') };
+        let expand = |word: &str| lexer.process_word(word, &env).unwrap().value;
+        assert_eq!(expand("Hello '${name}'!"), "Hello 'world'!");
+        assert_eq!(expand("Hello \"${name}\"!"), "Hello \"world\"!");
+        assert_eq!(expand("a\\$b \\\\ c"), "a$b \\ c");
     }
 
     #[test]

@@ -75,10 +75,16 @@ pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedU
     let home = entry.as_ref().map_or("/", |e| e.home).to_owned();
     let Some(group_part) = group_part else {
         let gid = entry.as_ref().map_or(0, |e| e.gid);
-        let groups = match &entry {
-            Some(e) => group_entries(group).filter(|g| g.members.contains(&e.name)).map(|g| g.gid).collect(),
-            None => Vec::new(),
-        };
+        // The primary gid always leads the group list (containerd's fix for CVE-2023-25173).
+        let mut groups = vec![gid];
+        if let Some(e) = &entry {
+            let member_of = group_entries(group).filter(|g| g.members.contains(&e.name)).map(|g| g.gid);
+            for gid in member_of {
+                if !groups.contains(&gid) {
+                    groups.push(gid);
+                }
+            }
+        }
         return Ok(ResolvedUser { uid, gid, groups, home });
     };
     let gid = match group_part.parse::<u32>() {
@@ -88,7 +94,7 @@ pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedU
             .map(|g| g.gid)
             .ok_or_else(|| fail(format!("no group named {group_part:?} in /etc/group")))?,
     };
-    Ok(ResolvedUser { uid, gid, groups: Vec::new(), home })
+    Ok(ResolvedUser { uid, gid, groups: vec![gid], home })
 }
 
 #[cfg(test)]
@@ -104,22 +110,25 @@ mod tests {
     }
 
     #[test]
-    fn names_resolve_with_their_supplementary_groups() {
-        assert_eq!(user("root"), ResolvedUser { uid: 0, gid: 0, groups: vec![10], home: "/root".into() });
-        assert_eq!(user("bob"), ResolvedUser { uid: 1000, gid: 1000, groups: vec![10, 50], home: "/home/bob".into() });
+    fn names_resolve_with_their_primary_and_supplementary_groups() {
+        assert_eq!(user("root"), ResolvedUser { uid: 0, gid: 0, groups: vec![0, 10], home: "/root".into() });
+        assert_eq!(
+            user("bob"),
+            ResolvedUser { uid: 1000, gid: 1000, groups: vec![1000, 10, 50], home: "/home/bob".into() }
+        );
         assert_eq!(user("daemon").home, "/usr/sbin");
     }
 
     #[test]
     fn numeric_users_use_passwd_when_listed_and_defaults_otherwise() {
-        assert_eq!(user("1000").groups, [10, 50]);
-        assert_eq!(user("4242"), ResolvedUser { uid: 4242, gid: 0, groups: vec![], home: "/".into() });
+        assert_eq!(user("1000").groups, [1000, 10, 50]);
+        assert_eq!(user("4242"), ResolvedUser { uid: 4242, gid: 0, groups: vec![0], home: "/".into() });
     }
 
     #[test]
     fn an_explicit_group_drops_supplementary_groups() {
-        assert_eq!(user("1:1"), ResolvedUser { uid: 1, gid: 1, groups: vec![], home: "/usr/sbin".into() });
-        assert_eq!(user("bob:staff"), ResolvedUser { uid: 1000, gid: 50, groups: vec![], home: "/home/bob".into() });
+        assert_eq!(user("1:1"), ResolvedUser { uid: 1, gid: 1, groups: vec![1], home: "/usr/sbin".into() });
+        assert_eq!(user("bob:staff"), ResolvedUser { uid: 1000, gid: 50, groups: vec![50], home: "/home/bob".into() });
         assert_eq!(user("4242:7").gid, 7);
     }
 

@@ -49,11 +49,12 @@ fn users_switch_like_docker() {
     }
     let busybox = Busybox::new();
     let id = |user: &str| stdout_of(ProcessSpec::builder(Rootfs::Directory(busybox.rootfs()), ["id"]).user(user));
-    assert_eq!(id("root"), "uid=0(root) gid=0(root) groups=10(wheel)");
-    assert_eq!(id("daemon"), "uid=1(daemon) gid=1(daemon)");
-    assert_eq!(id("1:1"), "uid=1(daemon) gid=1(daemon)");
-    assert_eq!(id("sync:wheel"), "uid=4(sync) gid=10(wheel)");
-    assert_eq!(id("4242"), "uid=4242 gid=0(root)");
+    // As `docker run busybox id` prints: the primary gid always leads the group list (CVE-2023-25173).
+    assert_eq!(id("root"), "uid=0(root) gid=0(root) groups=0(root),10(wheel)");
+    assert_eq!(id("daemon"), "uid=1(daemon) gid=1(daemon) groups=1(daemon)");
+    assert_eq!(id("1:1"), "uid=1(daemon) gid=1(daemon) groups=1(daemon)");
+    assert_eq!(id("sync:wheel"), "uid=4(sync) gid=10(wheel) groups=10(wheel)");
+    assert_eq!(id("4242"), "uid=4242 gid=0(root) groups=0(root)");
     assert_eq!(stdout_of(busybox.sh("echo $HOME").user("daemon")), "/usr/sbin");
     let missing = ProcessSpec::builder(Rootfs::Directory(busybox.rootfs()), ["id"]).user("nosuchuser").build();
     let err = runtime().run_to_completion(&missing.unwrap(), None).unwrap_err().to_string();

@@ -110,7 +110,7 @@ fn half_without_subordinate_ids() {
 fn half_with_subordinate_ids() {
     let Some(rootfs) = unprivileged_rootfs() else { return };
     let id = |user: &str| stdout_of(ProcessSpec::builder(Rootfs::Directory(rootfs.clone()), ["id"]).user(user));
-    assert_eq!(id("root"), "uid=0(root) gid=0(root) groups=10(wheel)\n");
-    assert_eq!(id("daemon"), "uid=1(daemon) gid=1(daemon)\n");
-    assert_eq!(id("4242:7"), "uid=4242 gid=7(lp)\n");
+    assert_eq!(id("root"), "uid=0(root) gid=0(root) groups=0(root),10(wheel)\n");
+    assert_eq!(id("daemon"), "uid=1(daemon) gid=1(daemon) groups=1(daemon)\n");
+    assert_eq!(id("4242:7"), "uid=4242 gid=7(lp) groups=7(lp)\n");
 }

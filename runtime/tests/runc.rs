@@ -32,37 +32,38 @@ const DOCKER_CAPS: [&str; 14] = [
 struct Case {
     script: &'static str,
     user: &'static str,
+    /// uid, gid and additionalGids as containerd writes them: the primary gid leads (CVE-2023-25173).
     runc_user: (u32, u32, &'static [u32]),
     cwd: &'static str,
 }
 
 const CASES: &[Case] = &[
-    Case { script: "id", user: "root", runc_user: (0, 0, &[10]), cwd: "/" },
-    Case { script: "id", user: "daemon", runc_user: (1, 1, &[]), cwd: "/" },
-    Case { script: "id", user: "1:1", runc_user: (1, 1, &[]), cwd: "/" },
-    Case { script: "id; echo $HOME", user: "4242", runc_user: (4242, 0, &[]), cwd: "/" },
-    Case { script: "pwd", user: "0", runc_user: (0, 0, &[]), cwd: "/tmp" },
-    Case { script: "env | sort", user: "daemon", runc_user: (1, 1, &[]), cwd: "/var" },
-    Case { script: "cat /proc/1/cmdline; echo; echo $$", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "hostname", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "ls /dev /dev/pts", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "ulimit -n; ulimit -Hn", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "daemon", runc_user: (1, 1, &[]), cwd: "/" },
+    Case { script: "id", user: "root", runc_user: (0, 0, &[0, 10]), cwd: "/" },
+    Case { script: "id", user: "daemon", runc_user: (1, 1, &[1]), cwd: "/" },
+    Case { script: "id", user: "1:1", runc_user: (1, 1, &[1]), cwd: "/" },
+    Case { script: "id; echo $HOME", user: "4242", runc_user: (4242, 0, &[0]), cwd: "/" },
+    Case { script: "pwd", user: "0", runc_user: (0, 0, &[0]), cwd: "/tmp" },
+    Case { script: "env | sort", user: "daemon", runc_user: (1, 1, &[1]), cwd: "/var" },
+    Case { script: "cat /proc/1/cmdline; echo; echo $$", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "hostname", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "ls /dev /dev/pts", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "ulimit -n; ulimit -Hn", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "grep -E '^(Cap|NoNewPrivs)' /proc/self/status", user: "daemon", runc_user: (1, 1, &[1]), cwd: "/" },
     Case {
         script: "cut -d: -f1 /proc/net/dev; cat /sys/class/net/lo/operstate",
         user: "0",
-        runc_user: (0, 0, &[]),
+        runc_user: (0, 0, &[0]),
         cwd: "/",
     },
     Case {
         script: "cat /proc/kcore /proc/sys/kernel/hostname 2>&1 | head -c 40; echo x > /proc/sys/kernel/hostname",
         user: "0",
-        runc_user: (0, 0, &[]),
+        runc_user: (0, 0, &[0]),
         cwd: "/",
     },
-    Case { script: "exit 7", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
-    Case { script: "kill -9 $$; echo survived", user: "0", runc_user: (0, 0, &[]), cwd: "/" },
+    Case { script: "exit 7", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
+    Case { script: "kill -9 $$; echo survived", user: "0", runc_user: (0, 0, &[0]), cwd: "/" },
 ];
 
 const HOSTNAME: &str = "compare";

@@ -1,26 +1,20 @@
-//! The build suite of `testdata/conformance` (see its README for the runner contract): every case is built
-//! with the solver and exporter over a fresh store holding only busybox, and its expectations are checked
-//! on the exported filesystem and image config. Prints each failing case and asserts a floor of passes.
+//! The build suite of `testdata/conformance` (see its README for the runner contract): every step runs the
+//! `strata` binary as a user would (`strata --root STATE --config CONFIG build ... -o type=oci,...`), with
+//! busybox served from a local registry through the `docker.io` mirror, and its expectations are checked on
+//! the layers and config of the OCI layout it wrote. Prints each failing case and asserts a floor of passes.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::process::Command;
 
-use strata_exporter::{ExportOptions, Image, assemble, write_local};
+use assert_cmd::cargo::cargo_bin_cmd;
 use strata_frontend::instructions::go_duration_nanos;
-use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
-use strata_frontend::parser::parse;
-use strata_llb::patterns::read_ignore_file;
-use strata_llb::{ImageConfig, Platform};
-use strata_runtime::Runtime;
-use strata_snapshotter::{ContentStore, Digest, MetadataStore, Snapshotter, SnapshotterKind};
-use strata_solver::{Solver, StoreImageSource};
+use strata_snapshotter::{SnapshotLayout, apply};
 use toml::Value;
 
 /// Cases that passed when this floor was last raised; a regression below it fails the test.
 const PASSING_FLOOR: usize = 101;
-const BUSYBOX: &str = "docker.io/library/busybox:latest";
 
 #[test]
 fn conformance_build_suite() {
@@ -28,8 +22,7 @@ fn conformance_build_suite() {
         return;
     }
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/conformance/build");
-    let layouts = tempfile::tempdir().unwrap();
-    let busybox = strata_testkit::busybox_layout(layouts.path());
+    let mirror = Mirror::start();
     let filter = std::env::var("CONFORMANCE_CASE").ok();
     let mut cases: Vec<PathBuf> =
         fs::read_dir(&suite).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("expect.toml").is_file()).collect();
@@ -40,7 +33,7 @@ fn conformance_build_suite() {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        match run_case(&case, &busybox) {
+        match run_case(&case, &mirror) {
             Ok(()) => passed.push(name),
             Err(reason) => failed.push(format!("{name}: {}", reason.lines().next().unwrap_or_default())),
         }
@@ -56,52 +49,28 @@ fn conformance_build_suite() {
     }
 }
 
-/// One case's fresh builder state: stores holding busybox, and tags registered by earlier steps.
-struct Builder {
+/// One registry for the whole run, holding busybox as `library/busybox:latest`, and the `--config` file that
+/// makes it the `docker.io` mirror, so `FROM busybox` resolves without the network and nothing else does.
+struct Mirror {
+    /// Held only to keep the registry running: dropping it stops the registry.
+    _registry: strata_testkit::Registry,
     dir: tempfile::TempDir,
-    content: Arc<ContentStore>,
-    metadata: Arc<MetadataStore>,
-    snapshotter: Arc<dyn Snapshotter>,
 }
 
-impl Builder {
-    fn new(busybox: &Path) -> Self {
+impl Mirror {
+    fn start() -> Self {
+        let registry = strata_testkit::Registry::start();
         let dir = tempfile::tempdir().unwrap();
-        let content = Arc::new(ContentStore::open(dir.path().join("content")).unwrap());
-        let metadata = Arc::new(MetadataStore::open(dir.path()).unwrap());
-        let snapshotter: Arc<dyn Snapshotter> =
-            strata_snapshotter::snapshot::open(dir.path(), metadata.clone(), SnapshotterKind::Overlay).unwrap().into();
-        for blob in fs::read_dir(busybox.join("blobs/sha256")).unwrap() {
-            let mut writer = content.writer().unwrap();
-            std::io::copy(&mut fs::File::open(blob.unwrap().path()).unwrap(), &mut writer).unwrap();
-            writer.commit(None).unwrap();
-        }
-        let index: serde_json::Value = serde_json::from_slice(&fs::read(busybox.join("index.json")).unwrap()).unwrap();
-        let manifest: Digest = index["manifests"][0]["digest"].as_str().unwrap().parse().unwrap();
-        metadata.put_image(BUSYBOX, &manifest).unwrap();
-        Self { dir, content, metadata, snapshotter }
+        let addr = registry.addr();
+        let dest = format!("docker://{addr}/library/busybox:latest");
+        strata_testkit::skopeo_push_busybox(dir.path(), &dest, &["--dest-tls-verify=false"]);
+        let config = format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n");
+        fs::write(dir.path().join("strata.toml"), config).unwrap();
+        Self { _registry: registry, dir }
     }
 
-    /// The config JSON of a named image.
-    fn config_of(&self, name: &str) -> Option<serde_json::Value> {
-        let record = self.metadata.image(name).ok()??;
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&self.content.read_bytes(&record.manifest).ok()?).ok()?;
-        let digest: Digest = manifest["config"]["digest"].as_str()?.parse().ok()?;
-        serde_json::from_slice(&self.content.read_bytes(&digest).ok()?).ok()
-    }
-}
-
-impl ImageResolver for Builder {
-    fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ResolvedImage, String> {
-        let name = match reference {
-            "busybox" | "busybox:latest" | "docker.io/library/busybox" | BUSYBOX => BUSYBOX,
-            other if other.starts_with("conformance.local/") => other,
-            other => return Err(format!("{other}: not found (the conformance runner resolves only busybox)")),
-        };
-        let config = self.config_of(name).ok_or_else(|| format!("{reference}: not found"))?;
-        let config: ImageConfig = serde_json::from_value(config["config"].clone()).unwrap_or_default();
-        Ok(ResolvedImage { reference: name.to_owned(), config })
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("strata.toml")
     }
 }
 
@@ -111,7 +80,7 @@ struct Built {
     config: serde_json::Value,
 }
 
-fn run_case(case: &Path, busybox: &Path) -> Result<(), String> {
+fn run_case(case: &Path, mirror: &Mirror) -> Result<(), String> {
     let expect: Value =
         toml::from_str(&fs::read_to_string(case.join("expect.toml")).unwrap()).map_err(|e| e.to_string())?;
     let steps: Vec<Value> = match expect.get("steps") {
@@ -122,11 +91,12 @@ fn run_case(case: &Path, busybox: &Path) -> Result<(), String> {
             vec![step]
         }
     };
-    let builder = Builder::new(busybox);
+    // Steps of one case share the builder state: cache, cache mounts and `-t` tags.
+    let state = tempfile::tempdir().unwrap();
     let mut results: Vec<Option<Built>> = Vec::new();
     for (number, step) in steps.iter().enumerate() {
         let context = make_context(case, step, expect.get("context"));
-        let outcome = build(&builder, case, step, context.path());
+        let outcome = build(mirror, state.path(), case, step, context.path());
         let checks = &step["expect"];
         let wants_failure =
             checks.get("fails").and_then(Value::as_bool).unwrap_or(false) || checks.get("error_contains").is_some();
@@ -155,9 +125,7 @@ fn make_context(case: &Path, step: &Value, extra: Option<&Value>) -> tempfile::T
     let dir = tempfile::tempdir().unwrap();
     let source = case.join(step.get("context").and_then(Value::as_str).unwrap_or("context"));
     if source.is_dir() {
-        strata_testkit::run(
-            std::process::Command::new("cp").arg("-a").arg(format!("{}/.", source.display())).arg(dir.path()),
-        );
+        strata_testkit::run(Command::new("cp").arg("-a").arg(format!("{}/.", source.display())).arg(dir.path()));
     }
     let Some(extra) = extra else { return dir };
     for d in strings(extra.get("dirs")) {
@@ -188,58 +156,62 @@ fn table(value: Option<&Value>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Builds one step; the error is the solver's message.
-fn build(builder: &Builder, case: &Path, step: &Value, context: &Path) -> Result<Built, String> {
-    let dockerfile = case.join(step.get("dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile"));
-    let text = fs::read_to_string(&dockerfile).map_err(|e| e.to_string())?;
-    let ast = parse(&text, "Dockerfile").map_err(|e| e.to_string())?;
-    let ignore = fs::read_to_string(format!("{}.dockerignore", dockerfile.display()))
-        .or_else(|_| fs::read_to_string(context.join(".dockerignore")))
-        .unwrap_or_default();
-    let mut options = LowerOptions::new()
-        .ignore_patterns(read_ignore_file(&ignore))
-        .target(step.get("target").and_then(Value::as_str).map(str::to_owned))
-        .no_cache(step.get("no_cache").and_then(Value::as_bool).unwrap_or(false));
+/// Builds one step with `strata build`; the error is its standard error.
+fn build(mirror: &Mirror, state: &Path, case: &Path, step: &Value, context: &Path) -> Result<Built, String> {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("out");
+    let mut command = cargo_bin_cmd!("strata");
+    command.arg("--root").arg(state).arg("--config").arg(mirror.config()).arg("build").arg("-f");
+    command.arg(case.join(step.get("dockerfile").and_then(Value::as_str).unwrap_or("Dockerfile")));
     for (name, value) in table(step.get("build_args")) {
-        options = options.build_arg(name, value);
+        command.arg("--build-arg").arg(format!("{name}={value}"));
+    }
+    if let Some(target) = step.get("target").and_then(Value::as_str) {
+        command.args(["--target", target]);
     }
     for (name, value) in table(step.get("labels")) {
-        options = options.label(name, value);
+        command.arg("--label").arg(format!("{name}={value}"));
     }
-    let definition = lower(&ast, &options, builder).map_err(|e| e.to_string())?;
-    let images =
-        Arc::new(StoreImageSource::new(builder.content.clone(), builder.metadata.clone(), builder.snapshotter.clone()));
-    let mut solver = Solver::builder(
-        builder.dir.path(),
-        builder.content.clone(),
-        builder.metadata.clone(),
-        builder.snapshotter.clone(),
-        images,
-    )
-    .runtime(Runtime::with_init_program(env!("CARGO_BIN_EXE_strata")))
-    .context("context", context);
     for (id, value) in table(step.get("secrets")) {
-        solver = solver.secret(id, value.into_bytes());
+        let file = scratch.path().join(format!("secret-{id}"));
+        fs::write(&file, value).unwrap();
+        command.arg("--secret").arg(format!("id={id},src={}", file.display()));
     }
-    let solver = solver.build();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let solved = runtime.block_on(solver.solve(&definition)).map_err(|e| e.to_string())?;
-    let image = assemble(&solver, &definition, &solved, &ExportOptions::new()).map_err(|e| e.to_string())?;
-    let rootfs = tempfile::tempdir().unwrap();
-    write_local(&builder.content, &image, rootfs.path()).map_err(|e| e.to_string())?;
-    let config = read_config(builder, &image)?;
+    if step.get("no_cache").and_then(Value::as_bool).unwrap_or(false) {
+        command.arg("--no-cache");
+    }
     if let Some(tag) = step.get("tag").and_then(Value::as_str) {
-        let manifest: Digest = image.manifest.digest().to_string().parse().unwrap();
-        builder.metadata.put_image(tag, &manifest).map_err(|e| e.to_string())?;
+        command.args(["-t", tag]);
     }
-    Ok(Built { rootfs, config })
+    command.args(["--progress", "plain", "-o"]).arg(format!("type=oci,dest={},tar=false", out.display())).arg(context);
+    let output = command.output().map_err(|e| format!("running strata: {e}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    read_layout(&out)
 }
 
-fn read_config(builder: &Builder, image: &Image) -> Result<serde_json::Value, String> {
-    let digest: Digest = image.config.digest().to_string().parse().unwrap();
-    let bytes = builder.content.read_bytes(&digest).map_err(|e| e.to_string())?;
-    let config: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    Ok(config["config"].clone())
+/// The image of an OCI layout: its layers applied in order (whiteouts honoured) and its config.
+fn read_layout(layout: &Path) -> Result<Built, String> {
+    let json = |digest: &str| -> Result<serde_json::Value, String> {
+        let blob = layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice(&fs::read(&blob).map_err(|e| format!("{}: {e}", blob.display()))?)
+            .map_err(|e| e.to_string())
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let manifest = json(index["manifests"][0]["digest"].as_str().ok_or("index.json names no manifest")?)?;
+    let rootfs = tempfile::tempdir().unwrap();
+    let tree = SnapshotLayout::Full { dir: rootfs.path().to_owned(), parent: None };
+    for layer in manifest["layers"].as_array().into_iter().flatten() {
+        let digest = layer["digest"].as_str().ok_or("a layer without digest")?;
+        let blob = fs::File::open(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:")))
+            .map_err(|e| format!("layer {digest}: {e}"))?;
+        apply(blob, None, &tree).map_err(|e| format!("applying layer {digest}: {e}"))?;
+    }
+    let config = json(manifest["config"]["digest"].as_str().ok_or("the manifest names no config")?)?;
+    Ok(Built { rootfs, config: config["config"].clone() })
 }
 
 /// A path of the image resolved inside its root, following symlinks (absolute ones against the root).

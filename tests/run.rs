@@ -27,7 +27,7 @@ fn run_over_a_rootfs_directory_passes_options_and_the_exit_code() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), "1 hi\n/tmp\nuid=1(daemon) gid=1(daemon)\nro\n    lo");
+    assert_eq!(stdout.trim(), "1 hi\n/tmp\nuid=1(daemon) gid=1(daemon) groups=1(daemon)\nro\n    lo");
     assert!(!rootfs.join("left-behind").exists() && !rootfs.join("etc/hosts").exists(), "the image is not modified");
 }
 

@@ -151,3 +151,67 @@ fn builds_from_a_registry_mirror_then_from_the_local_tag() {
     let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(err.contains("hello"), "{err}");
 }
+
+#[test]
+fn build_push_uploads_the_image_that_pull_and_run_get_back() {
+    if !strata_testkit::require_root("build_push_uploads_the_image_that_pull_and_run_get_back") {
+        return;
+    }
+    strata_testkit::require_tool("skopeo");
+    let registry = strata_testkit::Registry::start();
+    let addr = registry.addr();
+    let dir = tempfile::tempdir().unwrap();
+    strata_testkit::skopeo_push_busybox(
+        dir.path(),
+        &format!("docker://{addr}/library/busybox:latest"),
+        &["--dest-tls-verify=false"],
+    );
+    let config = dir.path().join("strata.toml");
+    std::fs::write(
+        &config,
+        format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n"),
+    )
+    .unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nRUN echo pushed > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+    )
+    .unwrap();
+    let strata = |root: &str| {
+        let mut cmd = cargo_bin_cmd!("strata");
+        cmd.arg("--root").arg(dir.path().join(root)).arg("--config").arg(&config);
+        cmd
+    };
+    let metadata_file = dir.path().join("metadata.json");
+    let pushed = format!("{addr}/demo/pushed:v1");
+    strata("builder")
+        .args(["build", "--progress", "quiet", "-t", &pushed, "--push", "--metadata-file"])
+        .arg(&metadata_file)
+        .arg(&context)
+        .assert()
+        .success();
+    let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(&metadata_file).unwrap()).unwrap();
+    let inspected = strata_testkit::run(
+        Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{pushed}")),
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(inspected["Digest"], metadata["containerimage.digest"], "{inspected}");
+
+    // BuildKit's output syntax pushes the same way, under another name.
+    let other = format!("{addr}/demo/registry-output:v1");
+    strata("builder")
+        .args(["build", "--progress", "quiet", "-o"])
+        .arg(format!("type=registry,name={other}"))
+        .arg(&context)
+        .assert()
+        .success();
+    strata_testkit::run(
+        Command::new("skopeo").args(["inspect", "--tls-verify=false"]).arg(format!("docker://{other}")),
+    );
+
+    strata("fresh").args(["pull", &pushed]).assert().success();
+    let run = strata("fresh").args(["run", "--rm", &pushed]).assert().success();
+    assert_eq!(stdout(&run), "pushed\n", "the pulled image runs its CMD");
+}

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use strata_registry::Reference;
 use strata_snapshotter::Digest;
 
 use super::store::{Stores, block_on, reference, registry_client};
@@ -29,10 +30,22 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
         Some(digest) => digest.parse::<Digest>().map_err(CliError::from_display)?,
         None => stores.image(source.as_ref().unwrap_or(&target))?,
     };
+    push_image(globals, &stores, &manifest, &target, source.as_ref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads `manifest` from the content store to `target` with the `--config` registry settings, and prints the
+/// pushed digest; `strata push` and `strata build --push` both push through here.
+pub fn push_image(
+    globals: &Globals,
+    stores: &Stores,
+    manifest: &Digest,
+    target: &Reference,
+    source: Option<&Reference>,
+) -> Result<(), CliError> {
     let client = registry_client(globals)?;
     // A source image from the same registry can have its blobs mounted instead of uploaded.
-    let pushed =
-        block_on(client.push(&stores.content, &manifest, &target, source.as_ref()))?.map_err(CliError::from_display)?;
+    let pushed = block_on(client.push(&stores.content, manifest, target, source))?.map_err(CliError::from_display)?;
     println!("{target}: {pushed}");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

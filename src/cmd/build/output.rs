@@ -1,5 +1,6 @@
 //! `-o/--output` specs as buildx takes them: `type=oci,dest=PATH[,tar=false]`, `type=docker,dest=FILE`,
-//! `type=local,dest=DIR`, and the `dest=PATH` shorthand for `type=local`.
+//! `type=local,dest=DIR`, the `dest=PATH` shorthand for `type=local`, `type=image,name=REF[,push=true]` and
+//! `type=registry,name=REF` (an image output that pushes).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ pub enum Output {
     Docker { dest: PathBuf },
     /// The image's filesystem in a directory.
     Local { dest: PathBuf },
+    /// The image named in the store (`name`, else the `-t` tags), and pushed to the registry when `push`.
+    Image { name: Option<String>, push: bool },
 }
 
 impl Output {
@@ -30,20 +33,22 @@ impl Output {
                 .map(PathBuf::from)
                 .ok_or_else(|| CliError(format!("--output {spec}: dest=PATH is required")))
         };
+        let flag = |key: &str, default: bool| match fields.get(key).map(String::as_str) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(CliError(format!("--output {spec}: {key}={other} is not true or false"))),
+        };
+        let name = fields.get("name").cloned();
         match fields.get("type").map(String::as_str) {
-            Some("oci") => {
-                let tar = match fields.get("tar").map(String::as_str) {
-                    None | Some("true") => true,
-                    Some("false") => false,
-                    Some(other) => return Err(CliError(format!("--output {spec}: tar={other} is not true or false"))),
-                };
-                Ok(Self::Oci { dest: dest()?, tar })
-            }
+            Some("oci") => Ok(Self::Oci { dest: dest()?, tar: flag("tar", true)? }),
             Some("docker") => Ok(Self::Docker { dest: dest()? }),
             Some("local") | None => Ok(Self::Local { dest: dest()? }),
-            Some(other) => {
-                Err(CliError(format!("--output type={other} is not supported yet (oci, docker and local are)")))
-            }
+            Some("image") => Ok(Self::Image { name, push: flag("push", false)? }),
+            Some("registry") => Ok(Self::Image { name, push: true }),
+            Some(other) => Err(CliError(format!(
+                "--output type={other} is not supported yet (oci, docker, local, image and registry are)"
+            ))),
         }
     }
 }
@@ -62,6 +67,16 @@ mod tests {
         assert_eq!(Output::parse("dest=dir").unwrap(), Output::Local { dest: "dir".into() });
         assert_eq!(Output::parse("type=docker,dest=i.tar").unwrap(), Output::Docker { dest: "i.tar".into() });
         assert!(Output::parse("type=oci").is_err());
-        assert!(Output::parse("type=registry,ref=x").unwrap_err().0.contains("not supported"));
+        assert_eq!(
+            Output::parse("type=image,name=r.io/a:1,push=true").unwrap(),
+            Output::Image { name: Some("r.io/a:1".into()), push: true }
+        );
+        assert_eq!(Output::parse("type=image").unwrap(), Output::Image { name: None, push: false });
+        assert_eq!(
+            Output::parse("type=registry,name=r.io/a").unwrap(),
+            Output::Image { name: Some("r.io/a".into()), push: true }
+        );
+        assert!(Output::parse("type=image,push=yes").unwrap_err().0.contains("push=yes is not true or false"));
+        assert!(Output::parse("type=tar,dest=x").unwrap_err().0.contains("not supported"));
     }
 }

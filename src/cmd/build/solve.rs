@@ -1,5 +1,5 @@
 //! Building: lower with base images from the store or registry, solve, assemble the image, write the outputs
-//! and name it with `-t`.
+//! name it with `-t` and `type=image` outputs, and push it with `--push`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use strata_exporter::{ExportOptions, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
+use strata_registry::Reference;
 use strata_snapshotter::metadata::RefTarget;
 use strata_snapshotter::snapshot;
 use strata_snapshotter::{ContentStore, Digest, MetadataStore};
@@ -16,6 +17,7 @@ use super::images::StoreResolver;
 use super::output::Output;
 use super::progress::PlainProgress;
 use super::{BuildArgs, Progress};
+use crate::cmd::push::push_image;
 use crate::cmd::store::{Stores, reference};
 use crate::cmd::{CliError, Globals};
 
@@ -23,6 +25,7 @@ use crate::cmd::{CliError, Globals};
 pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOptions) -> Result<(), CliError> {
     refuse_unsupported(args)?;
     let outputs = args.outputs.iter().map(|spec| Output::parse(spec)).collect::<Result<Vec<_>, _>>()?;
+    let names = image_names(args, &outputs)?;
     let secrets = secrets(&args.secrets)?;
     let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(value) => Some(value.parse::<i64>().map_err(|e| CliError(format!("SOURCE_DATE_EPOCH={value}: {e}")))?),
@@ -60,6 +63,8 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
             Output::Oci { dest, tar: true } => write_oci_tar(&content, &image, name, &dest),
             Output::Docker { dest } => write_docker_tar(&content, &image, name, &dest),
             Output::Local { dest } => write_local(&content, &image, &dest),
+            // Named and pushed below, once the image's blobs are kept alive under its names.
+            Output::Image { .. } => continue,
         }
         .map_err(CliError::from_display)?;
     }
@@ -71,26 +76,46 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         .map_err(CliError::from_display)?;
     // The root snapshot keeps its parents, the whole chain, alive for GC.
     targets.extend(definition.root.and_then(|root| solved.snapshot(root)).map(|s| RefTarget::Snapshot(s.to_owned())));
-    for tag in &args.tags {
-        stores.name_image(&reference(tag)?, &manifest, &targets)?;
+    for (name, _) in &names {
+        stores.name_image(name, &manifest, &targets)?;
     }
     if let Some(file) = &args.metadata_file {
         let metadata = serde_json::json!({
             "containerimage.digest": manifest.to_string(),
             "containerimage.config.digest": image.config.digest().to_string(),
-            "image.name": args.tags.join(","),
+            "image.name": names.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>().join(","),
         });
         std::fs::write(file, metadata.to_string())
             .map_err(|e| CliError(format!("writing --metadata-file {}: {e}", file.display())))?;
     }
     eprintln!("writing image {manifest} done");
+    for (name, _) in names.iter().filter(|(_, push)| *push) {
+        push_image(globals, &stores, &manifest, name, None)?;
+    }
     Ok(())
+}
+
+/// The names the image gets in the store, each with whether it is pushed: the `-t` tags (pushed with `--push`),
+/// and `type=image` outputs' `name`s; an image output without a name applies to the tags.
+fn image_names(args: &BuildArgs, outputs: &[Output]) -> Result<Vec<(Reference, bool)>, CliError> {
+    let mut names = args.tags.iter().map(|tag| Ok((reference(tag)?, args.push))).collect::<Result<Vec<_>, _>>()?;
+    let pushes_tags = args.push || outputs.iter().any(|o| matches!(o, Output::Image { name: None, push: true }));
+    if pushes_tags && args.tags.is_empty() {
+        return Err(CliError("pushing needs a name: -t NAME[:TAG] or --output type=image,name=NAME".into()));
+    }
+    for output in outputs {
+        match output {
+            Output::Image { name: Some(name), push } => names.push((reference(name)?, *push)),
+            Output::Image { name: None, push: true } => names.iter_mut().for_each(|(_, push)| *push = true),
+            _ => {}
+        }
+    }
+    Ok(names)
 }
 
 /// Flags whose effect strata does not have yet fail the build rather than being silently ignored.
 fn refuse_unsupported(args: &BuildArgs) -> Result<(), CliError> {
     let unsupported = [
-        (args.push, "--push"),
         (!args.build_contexts.is_empty(), "--build-context"),
         (!args.cache_from.is_empty(), "--cache-from"),
         (!args.cache_to.is_empty(), "--cache-to"),

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds and runs the demo image with no registry: lays out a busybox base like Docker Hub's from the host's
+# busybox-static, builds the three-stage Dockerfile beside this script as demo:latest, and runs it.
+# STRATA is the strata binary (default: target/release/strata); STRATA_ROOT, if set, is strata's store.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+strata="${STRATA:-$here/../../../target/release/strata}"
+busybox=/bin/busybox
+if [[ ! -x "$busybox" ]]; then
+    echo "run-demo.sh: $busybox missing; install Debian's busybox-static (apt-get install busybox-static)" >&2
+    exit 1
+fi
+
+# The context is a temporary copy, so the generated rootfs never lands in the source tree.
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+cp "$here/Dockerfile" "$here/greet.sh" "$context/"
+
+rootfs="$context/rootfs"
+mkdir -p "$rootfs"/{bin,etc,root,tmp,proc,sys,dev,home,usr/sbin,var/spool/mail,var/www}
+cp "$busybox" "$rootfs/bin/busybox"
+# Each applet is a hard link to /bin/busybox, as in Docker Hub's image.
+for applet in $("$busybox" --list); do
+    [[ "$applet" == busybox ]] || ln -f "$rootfs/bin/busybox" "$rootfs/bin/$applet"
+done
+cp "$here/etc/passwd" "$here/etc/group" "$rootfs/etc/"
+printf 'root::10933:0:99999:7:::\n' > "$rootfs/etc/shadow"
+chmod 0600 "$rootfs/etc/shadow"
+chmod 0755 "$rootfs/root"
+chmod 1777 "$rootfs/tmp"
+
+"$strata" build --progress plain -t demo:latest "$context"
+"$strata" run --rm demo:latest

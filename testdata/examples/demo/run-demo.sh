@@ -7,9 +7,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 strata="${STRATA:-$here/../../../target/release/strata}"
 busybox=/bin/busybox
-if [[ ! -x "$busybox" ]]; then
-    echo "run-demo.sh: $busybox missing; install Debian's busybox-static (apt-get install busybox-static)" >&2
-    exit 1
+# The base image has no libc, so it needs the statically linked busybox; on a fresh machine, install it.
+is_static() { [[ -x "$busybox" ]] && LC_ALL=C ldd "$busybox" 2>&1 | grep -q "not a dynamic executable"; }
+if ! is_static; then
+    if [[ "$(id -u)" != 0 ]]; then
+        echo "run-demo.sh: $busybox is missing or not static; install Debian's busybox-static as root" >&2
+        exit 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    is_static || { echo "run-demo.sh: installing busybox-static did not give a static $busybox" >&2; exit 1; }
 fi
 
 # The context is a temporary copy, so the generated rootfs never lands in the source tree.

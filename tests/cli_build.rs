@@ -81,24 +81,8 @@ fn builds_from_a_registry_mirror_then_from_the_local_tag() {
     if !strata_testkit::require_root("builds_from_a_registry_mirror_then_from_the_local_tag") {
         return;
     }
-    strata_testkit::require_tool("skopeo");
-    let registry = strata_testkit::Registry::start();
     let dir = tempfile::tempdir().unwrap();
-    let layout = strata_testkit::busybox_layout(dir.path());
-    let mirror = format!("docker://{}/library/busybox:latest", registry.addr());
-    strata_testkit::run(
-        Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:latest", layout.display()))
-            .arg(mirror),
-    );
-    let config = dir.path().join("strata.toml");
-    let addr = registry.addr();
-    std::fs::write(
-        &config,
-        format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n"),
-    )
-    .unwrap();
+    let (registry, config) = busybox_mirror(dir.path());
     let context = dir.path().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::write(context.join("hello.txt"), "hello").unwrap();
@@ -157,21 +141,9 @@ fn build_push_uploads_the_image_that_pull_and_run_get_back() {
     if !strata_testkit::require_root("build_push_uploads_the_image_that_pull_and_run_get_back") {
         return;
     }
-    strata_testkit::require_tool("skopeo");
-    let registry = strata_testkit::Registry::start();
-    let addr = registry.addr();
     let dir = tempfile::tempdir().unwrap();
-    strata_testkit::skopeo_push_busybox(
-        dir.path(),
-        &format!("docker://{addr}/library/busybox:latest"),
-        &["--dest-tls-verify=false"],
-    );
-    let config = dir.path().join("strata.toml");
-    std::fs::write(
-        &config,
-        format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n"),
-    )
-    .unwrap();
+    let (registry, config) = busybox_mirror(dir.path());
+    let addr = registry.addr();
     let context = dir.path().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::write(
@@ -214,4 +186,20 @@ fn build_push_uploads_the_image_that_pull_and_run_get_back() {
     strata("fresh").args(["pull", &pushed]).assert().success();
     let run = strata("fresh").args(["run", "--rm", &pushed]).assert().success();
     assert_eq!(stdout(&run), "pushed\n", "the pulled image runs its CMD");
+}
+
+/// A real registry holding busybox as `library/busybox:latest`, and a `--config` file under `dir` that makes it
+/// the plain-HTTP `docker.io` mirror.
+fn busybox_mirror(dir: &std::path::Path) -> (strata_testkit::Registry, std::path::PathBuf) {
+    let registry = strata_testkit::Registry::start();
+    let addr = registry.addr();
+    strata_testkit::skopeo_push_busybox(
+        dir,
+        &format!("docker://{addr}/library/busybox:latest"),
+        &["--dest-tls-verify=false"],
+    );
+    let config = dir.join("strata.toml");
+    let toml = format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n");
+    std::fs::write(&config, toml).unwrap();
+    (registry, config)
 }

@@ -8,7 +8,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 strata="${STRATA:-$here/../../../target/release/strata}"
 busybox=/bin/busybox
 # The base image has no libc, so it needs the statically linked busybox; on a fresh machine, install it.
-is_static() { [[ -x "$busybox" ]] && LC_ALL=C ldd "$busybox" 2>&1 | grep -q "not a dynamic executable"; }
+# (ldd exits 1 on a static binary, so its output is what tells.)
+is_static() { [[ -x "$busybox" ]] && [[ "$(LC_ALL=C ldd "$busybox" 2>&1 || true)" == *"not a dynamic executable"* ]]; }
 if ! is_static; then
     if [[ "$(id -u)" != 0 ]]; then
         echo "run-demo.sh: $busybox is missing or not static; install Debian's busybox-static as root" >&2

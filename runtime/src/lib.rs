@@ -26,3 +26,4 @@ pub use nix::sys::signal::Signal;
 pub use process::{Completed, Container, Runtime};
 pub use spec::{DEFAULT_PATH, Network, ProcessSpec, ProcessSpecBuilder, RlimitResource, Rootfs};
 pub use strata_snapshotter::mount::Mount;
+pub use user::{lookup_group, lookup_user};

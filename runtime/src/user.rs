@@ -53,6 +53,16 @@ fn group_entries(group: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
+/// The uid and primary gid of the user `name` in the text of a passwd file.
+pub fn lookup_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd_entries(passwd).find(|e| e.name == name).map(|e| (e.uid, e.gid))
+}
+
+/// The gid of the group `name` in the text of a group file.
+pub fn lookup_group(group: &str, name: &str) -> Option<u32> {
+    group_entries(group).find(|g| g.name == name).map(|g| g.gid)
+}
+
 /// Resolves `spec` with the contents of the container's `/etc/passwd` and `/etc/group` (empty when missing).
 pub(crate) fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser> {
     let fail = |reason: String| Error::User { user: spec.to_owned(), reason };

@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use strata_llb::{Chown, FileAction, FileOp};
+use strata_runtime::{lookup_group, lookup_user};
 use strata_snapshotter::Snapshotter;
 
 use crate::error::{Error, IoContext, Result};
@@ -227,32 +228,30 @@ fn apply_owner(root: &Path, path: &Path, chown: Option<&Chown>) -> Result<()> {
 /// `--chown` as numeric ids: names are looked up in the destination's `/etc/passwd` and `/etc/group`; a user
 /// without a group gets their primary group (numeric users: the same number, as BuildKit does).
 pub(crate) fn resolve_owner(root: &Path, chown: &Chown) -> Result<(u32, u32)> {
+    let unknown = |kind: &'static str, name: &str, file: &str| Error::UnknownOwner {
+        kind,
+        name: name.to_owned(),
+        file: PathBuf::from(file),
+    };
     let (uid, primary_gid) = match chown.user.parse::<u32>() {
         Ok(uid) => (uid, uid),
-        Err(_) => {
-            let entry = lookup(root, "/etc/passwd", "user", &chown.user)?;
-            let field = |i: usize| entry.get(i).and_then(|f| f.parse::<u32>().ok()).unwrap_or(0);
-            (field(2), field(3))
-        }
+        Err(_) => lookup_user(&read_in_root(root, "/etc/passwd")?, &chown.user)
+            .ok_or_else(|| unknown("user", &chown.user, "/etc/passwd"))?,
     };
     let gid = match chown.group.as_deref() {
         None => primary_gid,
         Some(group) => match group.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => lookup(root, "/etc/group", "group", group)?.get(2).and_then(|f| f.parse().ok()).unwrap_or(0),
+            Err(_) => lookup_group(&read_in_root(root, "/etc/group")?, group)
+                .ok_or_else(|| unknown("group", group, "/etc/group"))?,
         },
     };
     Ok((uid, gid))
 }
 
-/// The `:`-separated fields of the line for `name` in the colon file `file` of the tree at `root`.
-fn lookup(root: &Path, file: &str, kind: &'static str, name: &str) -> Result<Vec<String>> {
-    let path = resolve_in_root(root, file, true)?;
-    let text = fs::read_to_string(&path).unwrap_or_default();
-    text.lines()
-        .map(|line| line.split(':').map(str::to_owned).collect::<Vec<_>>())
-        .find(|fields| fields.first().is_some_and(|f| f == name))
-        .ok_or_else(|| Error::UnknownOwner { kind, name: name.to_owned(), file: PathBuf::from(file) })
+/// The text of `file` in the tree at `root` (resolved inside it); empty when it does not exist.
+fn read_in_root(root: &Path, file: &str) -> Result<String> {
+    Ok(fs::read_to_string(resolve_in_root(root, file, true)?).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -28,9 +28,9 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// How to make a layer: compression, level, threads and a timestamp clamp.
 #[derive(Debug, Clone)]
 pub struct DiffOptions {
-    compression: Compression,
+    pub(crate) compression: Compression,
     level: Option<u32>,
-    threads: usize,
+    pub(crate) threads: usize,
     source_date_epoch: Option<i64>,
 }
 
@@ -69,32 +69,24 @@ impl DiffOptions {
         self.source_date_epoch = Some(epoch);
         self
     }
+
+    /// What decides the bytes of a layer made with these options (compression, effective level, time clamp),
+    /// for caching made layers: options with equal keys make equal blobs from the same tree.
+    pub fn cache_key(&self) -> String {
+        let epoch = self.source_date_epoch.map_or_else(|| "none".to_owned(), |e| e.to_string());
+        format!("{}-{}-epoch-{epoch}", self.compression, self.effective_level())
+    }
+
+    pub(crate) fn effective_level(&self) -> u32 {
+        self.level.unwrap_or(self.compression.default_level())
+    }
 }
 
 /// Writes the changes of the snapshot at `layout` as a layer blob into `store`.
 pub fn diff(layout: &SnapshotLayout, store: &ContentStore, options: &DiffOptions) -> Result<LayerDescriptor> {
-    let (upper, lower, overlay) = match layout {
-        SnapshotLayout::OverlayUpper(upper) => (upper.as_path(), None, true),
-        SnapshotLayout::Full { dir, parent } => (dir.as_path(), parent.as_deref(), false),
-    };
-    let level = options.level.unwrap_or(options.compression.default_level());
     let mut diff_id = None;
-    let blob = compress(options.compression, level, options.threads, store.writer()?, |out| {
-        let mut hashed = Hashed::new(out);
-        let mut differ = Differ {
-            // Big writes: file reads fill the buffer directly, and the compressor gets few large calls.
-            tar: TarWriter::new(BufWriter::with_capacity(WRITE_BUFFER, &mut hashed)),
-            epoch: options.source_date_epoch,
-            overlay,
-            links: HashMap::new(),
-            pending: Vec::new(),
-        };
-        differ.walk_dir(b"", upper, lower)?;
-        let hashed = differ
-            .tar
-            .finish()
-            .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
-            .context(|| format!("finishing the layer of {}", show(upper)))?;
+    let blob = compress(options.compression, options.effective_level(), options.threads, store.writer()?, |out| {
+        let hashed = archive(layout, Hashed::new(out), options.source_date_epoch)?;
         diff_id = Some(hashed.digest());
         Ok(())
     })?;
@@ -104,8 +96,38 @@ pub fn diff(layout: &SnapshotLayout, store: &ContentStore, options: &DiffOptions
     Ok(LayerDescriptor { media_type: options.compression.media_type().to_owned(), digest, size, diff_id })
 }
 
-struct Differ<'a, W: Write> {
-    tar: TarWriter<BufWriter<&'a mut Hashed<W>>>,
+/// Streams the whole tree at `dir` to `out` as one uncompressed tar, in the layers' deterministic format, with
+/// mtimes clamped to `source_date_epoch` if given; returns `out`. What `type=tar` exports.
+pub fn tar_tree<W: Write>(dir: &Path, out: W, source_date_epoch: Option<i64>) -> Result<W> {
+    archive(&SnapshotLayout::Full { dir: dir.to_owned(), parent: None }, out, source_date_epoch)
+}
+
+/// The one tar walk behind layers and tree exports: the changes of `layout` (everything, for a tree without a
+/// parent) as a tar stream into `out`.
+fn archive<W: Write>(layout: &SnapshotLayout, out: W, epoch: Option<i64>) -> Result<W> {
+    let (upper, lower, overlay) = match layout {
+        SnapshotLayout::OverlayUpper(upper) => (upper.as_path(), None, true),
+        SnapshotLayout::Full { dir, parent } => (dir.as_path(), parent.as_deref(), false),
+    };
+    let mut differ = Differ {
+        // Big writes: file reads fill the buffer directly, and the compressor gets few large calls.
+        tar: TarWriter::new(BufWriter::with_capacity(WRITE_BUFFER, out)),
+        epoch,
+        overlay,
+        links: HashMap::new(),
+        pending: Vec::new(),
+    };
+    differ.walk_dir(b"", upper, lower)?;
+    differ
+        .tar
+        .finish()
+        .and_then(|buffered| buffered.into_inner().map_err(|e| e.into_error()))
+        .and_then(|mut out| out.flush().map(|()| out))
+        .context(|| format!("finishing the tar of {}", show(upper)))
+}
+
+struct Differ<W: Write> {
+    tar: TarWriter<BufWriter<W>>,
     epoch: Option<i64>,
     overlay: bool,
     /// (device, inode) of multiply linked files already archived -> their tar name.
@@ -115,7 +137,7 @@ struct Differ<'a, W: Write> {
     pending: Vec<(Vec<u8>, Attrs)>,
 }
 
-impl<W: Write> Differ<'_, W> {
+impl<W: Write> Differ<W> {
     fn walk_dir(&mut self, prefix: &[u8], dir: &Path, lower: Option<&Path>) -> Result<()> {
         let names = sorted_names(dir)?;
         let lower_names = match lower {
@@ -308,5 +330,42 @@ fn same_content(a: &Path, b: &Path) -> Result<bool> {
         if na == 0 {
             return Ok(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_tell_compressions_levels_and_epochs_apart() {
+        let gzip = DiffOptions::new();
+        assert_eq!(gzip.cache_key(), "gzip-6-epoch-none");
+        assert_eq!(gzip.clone().level(6).cache_key(), gzip.cache_key(), "the default level is level 6");
+        assert_ne!(gzip.clone().level(9).cache_key(), gzip.cache_key());
+        assert_eq!(gzip.clone().compression(Compression::Zstd).cache_key(), "zstd-3-epoch-none");
+        assert_eq!(gzip.clone().source_date_epoch(7).cache_key(), "gzip-6-epoch-7");
+        assert_eq!(gzip.clone().threads(8).cache_key(), gzip.cache_key(), "threads do not change the bytes");
+    }
+
+    #[test]
+    fn a_tree_tars_whole_with_clamped_times() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+        std::os::unix::fs::symlink("etc/hosts", dir.path().join("hosts")).unwrap();
+        let bytes = tar_tree(dir.path(), Vec::new(), Some(5)).unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let entries: Vec<(String, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.header().mtime().unwrap())
+            })
+            .collect();
+        let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["etc/", "etc/hosts", "hosts"]);
+        assert!(entries.iter().all(|(_, mtime)| *mtime == 5), "{entries:?}");
     }
 }

@@ -1,8 +1,9 @@
 //! OCI layers: [`diff`](diff::diff) writes a snapshot's changes as a compressed tar blob,
-//! [`apply`](apply::apply) unpacks one into a snapshot safely.
+//! [`apply`](apply::apply) unpacks one into a snapshot safely, [`recompress`](convert::recompress) re-encodes one.
 
 pub mod apply;
 pub mod compress;
+pub mod convert;
 pub mod diff;
 mod tar;
 

@@ -2,7 +2,10 @@
 //!
 //! Each step's layer is the diff of its node's snapshot against the previous step's: the snapshot's own
 //! changes when it was made on the previous one (the common case), else a comparison of the two trees. Diffs are
-//! remembered per pair of snapshots, so a re-export of a cached build compresses nothing.
+//! remembered per pair of snapshots and [`DiffOptions::cache_key`] (compression, level, time clamp), so a
+//! re-export of a cached build compresses nothing and a zstd export never reuses a gzip blob. Base layers are
+//! reused as they are unless the [`ImageFormat`] forces their recompression; every layer's media type is then
+//! put in the format's family (OCI or Docker).
 
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,20 +15,20 @@ use oci_spec::image::{
     MediaType, Os, RootFsBuilder,
 };
 use strata_llb::Definition;
-use strata_snapshotter::{Compression, DiffOptions, Digest, LayerDescriptor, SnapshotLayout, diff};
+use strata_snapshotter::{DiffOptions, Digest, LayerDescriptor, SnapshotLayout, diff, recompress};
 use strata_solver::{ReadTree, Solved, Solver};
 
-use crate::{Error, Result, store_error};
+use crate::{Error, ImageFormat, Result, store_error};
 
-/// How to assemble: compression of new layers and the build time.
+/// How to assemble: the image's format and the build time.
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     source_date_epoch: Option<i64>,
-    compression: Option<Compression>,
+    format: ImageFormat,
 }
 
 impl ExportOptions {
-    /// gzip layers, created now.
+    /// gzip layers, OCI media types, created now.
     pub fn new() -> Self {
         Self::default()
     }
@@ -36,9 +39,9 @@ impl ExportOptions {
         self
     }
 
-    /// Sets the compression of new layers.
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = Some(compression);
+    /// Sets the compression and media types.
+    pub fn format(mut self, format: ImageFormat) -> Self {
+        self.format = format;
         self
     }
 }
@@ -76,15 +79,19 @@ pub fn assemble(solver: &Solver, definition: &Definition, solved: &Solved, optio
             .images
             .get(&base.node)
             .ok_or_else(|| Error::Unsupported(format!("the base image {} was not solved", base.reference)))?;
-        layers.extend(image.manifest.layers().iter().cloned());
+        for layer in image.manifest.layers() {
+            let forced = options.format.recompresses(layer.media_type().as_ref());
+            layers.push(if forced {
+                recompressed(solver, layer, &options.format.diff_options(None))?
+            } else {
+                layer.clone()
+            });
+        }
         diff_ids.extend(image.config.rootfs().diff_ids().iter().cloned());
         history.extend(image.config.history().iter().flatten().cloned());
         previous = solved.snapshot(base.node).map(str::to_owned);
     }
-    let mut diff_options = DiffOptions::new().compression(options.compression.unwrap_or(Compression::Gzip));
-    if let Some(epoch) = epoch {
-        diff_options = diff_options.source_date_epoch(epoch);
-    }
+    let diff_options = options.format.diff_options(epoch);
     for step in &definition.steps {
         let snapshot = step.node.and_then(|node| solved.snapshot(node)).map(str::to_owned);
         let changed = step.node.is_some() && snapshot != previous;
@@ -122,16 +129,21 @@ pub fn assemble(solver: &Solver, definition: &Definition, solved: &Solved, optio
     // oci-spec's Config lacks Docker's Healthcheck, OnBuild and Shell; the frontend's config has them all.
     let mut config_json = serde_json::to_value(&config).map_err(oci_error("image config"))?;
     config_json["config"] = serde_json::to_value(&definition.config).map_err(oci_error("image config"))?;
-    let config = write_json(solver, &config_json, MediaType::ImageConfig)?;
+    let format = &options.format;
+    let config = write_json(solver, &config_json, format.config_media_type())?;
+    for layer in &mut layers {
+        let media_type = format.layer_media_type(layer.media_type().as_ref());
+        layer.set_media_type(MediaType::from(media_type.as_str()));
+    }
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
+        .media_type(format.manifest_media_type())
         .config(config.clone())
         .layers(layers.clone())
         .build()
         .map_err(oci_error("manifest"))?;
-    let manifest =
-        write_json(solver, &serde_json::to_value(&manifest).map_err(oci_error("manifest"))?, MediaType::ImageManifest)?;
+    let manifest = serde_json::to_value(&manifest).map_err(oci_error("manifest"))?;
+    let manifest = write_json(solver, &manifest, format.manifest_media_type())?;
     Ok(Image { manifest, config, layers })
 }
 
@@ -140,11 +152,8 @@ fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &D
     let metadata = solver.metadata();
     let record = metadata.snapshot(snapshot).map_err(store_error(|| format!("reading snapshot {snapshot}")))?;
     let parent = record.and_then(|r| r.parent);
-    let cache_key = format!("layer/{snapshot}/{}/{options:?}", previous.unwrap_or("scratch"));
-    if let Some(record) = metadata.cache(&cache_key).map_err(store_error(|| format!("reading {cache_key}")))?
-        && let Some(layer) = layer_from_json(&record.result)
-        && solver.content().exists(&layer.digest)
-    {
+    let cache_key = format!("layer/{snapshot}/{}/{}", previous.unwrap_or("scratch"), options.cache_key());
+    if let Some(layer) = cached_layer(solver, &cache_key)? {
         return Ok(layer);
     }
     let layer = if parent.as_deref() == previous {
@@ -159,14 +168,44 @@ fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &D
         diff(&layout, solver.content(), options)
     }
     .map_err(store_error(|| format!("diffing {snapshot}")))?;
+    record_layer(solver, &cache_key, &layer)?;
+    Ok(layer)
+}
+
+/// The base layer `layer` recompressed as `options` say, from the cache or made now; annotations and URLs kept.
+fn recompressed(solver: &Solver, layer: &Descriptor, options: &DiffOptions) -> Result<Descriptor> {
+    let digest = crate::oci_layout::store_digest(layer)?;
+    let cache_key = format!("recompressed/{digest}/{}", options.cache_key());
+    let made = match cached_layer(solver, &cache_key)? {
+        Some(made) => made,
+        None => {
+            let made = recompress(solver.content(), &digest, options)
+                .map_err(store_error(|| format!("recompressing base layer {digest}")))?;
+            record_layer(solver, &cache_key, &made)?;
+            made
+        }
+    };
+    let mut converted = layer.clone();
+    converted.set_media_type(MediaType::from(made.media_type.as_str()));
+    converted.set_digest(OciDigest::from_str(&made.digest.to_string()).map_err(oci_error("digest"))?);
+    converted.set_size(made.size);
+    Ok(converted)
+}
+
+/// The layer recorded under `cache_key`, if its blob is still in the content store.
+fn cached_layer(solver: &Solver, cache_key: &str) -> Result<Option<LayerDescriptor>> {
+    let record = solver.metadata().cache(cache_key).map_err(store_error(|| format!("reading {cache_key}")))?;
+    Ok(record.and_then(|r| layer_from_json(&r.result)).filter(|layer| solver.content().exists(&layer.digest)))
+}
+
+fn record_layer(solver: &Solver, cache_key: &str, layer: &LayerDescriptor) -> Result<()> {
     let json = serde_json::json!({
         "media_type": layer.media_type,
         "digest": layer.digest.to_string(),
         "size": layer.size,
         "diff_id": layer.diff_id.to_string(),
     });
-    metadata.put_cache(&cache_key, &json).map_err(store_error(|| format!("recording {cache_key}")))?;
-    Ok(layer)
+    solver.metadata().put_cache(cache_key, &json).map_err(store_error(|| format!("recording {cache_key}")))
 }
 
 fn opening(snapshot: &str) -> impl FnOnce(strata_solver::Error) -> Error {

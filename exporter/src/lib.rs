@@ -2,15 +2,18 @@
 //! a plain directory.
 //!
 //! [`assemble`] turns a solved [`strata_llb::Definition`] into an image in the content store: the base image's
-//! layers as they are, one layer per step that changed the filesystem, the config and the manifest. The writers
-//! ([`write_oci_layout`], [`write_oci_tar`], [`write_docker_tar`], [`write_local`]) then stream its blobs out.
+//! layers as they are, one layer per step that changed the filesystem, the config and the manifest, encoded as
+//! its [`ImageFormat`] says. The writers ([`write_oci_layout`], [`write_oci_tar`], [`write_docker_tar`],
+//! [`write_local`]) then stream its blobs out; [`write_tar_fs`] streams the build result's filesystem.
 
+mod format;
 mod image;
 mod local;
 mod oci_layout;
 
+pub use format::{DOCKER_CONFIG, DOCKER_MANIFEST, ImageFormat};
 pub use image::{ExportOptions, Image, assemble};
-pub use local::write_local;
+pub use local::{write_local, write_tar_fs};
 pub use oci_layout::{write_docker_tar, write_oci_layout, write_oci_tar};
 
 /// Why an export failed.

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use strata_testkit::{Registry, RegistryOptions, skopeo_push_busybox};
@@ -68,4 +68,16 @@ impl BusyboxRegistry {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// A real registry holding busybox as `library/busybox:latest`, and a `--config` file under `dir` that makes it
+/// the plain-HTTP `docker.io` mirror.
+pub fn busybox_mirror(dir: &Path) -> (Registry, PathBuf) {
+    let registry = Registry::start();
+    let addr = registry.addr();
+    skopeo_push_busybox(dir, &format!("docker://{addr}/library/busybox:latest"), &["--dest-tls-verify=false"]);
+    let config = dir.join("strata.toml");
+    let toml = format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n");
+    std::fs::write(&config, toml).unwrap();
+    (registry, config)
 }

@@ -4,21 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use strata_exporter::{ExportOptions, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
-use strata_registry::Reference;
-use strata_snapshotter::metadata::RefTarget;
 use strata_snapshotter::snapshot;
-use strata_snapshotter::{ContentStore, Digest, MetadataStore};
+use strata_snapshotter::{ContentStore, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
 
+use super::export::{Exporter, export, image_names};
 use super::images::StoreResolver;
 use super::output::Output;
 use super::progress::PlainProgress;
 use super::{BuildArgs, Progress};
-use crate::cmd::push::push_image;
-use crate::cmd::store::{Stores, reference};
+use crate::cmd::store::Stores;
 use crate::cmd::{CliError, Globals};
 
 /// Builds the target of `ast` and writes it where the flags say.
@@ -53,64 +50,8 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     }
     let solver = solver.build();
     let solved = runtime.block_on(solver.solve(&definition)).map_err(CliError::from_display)?;
-    let image = assemble(&solver, &definition, &solved, &ExportOptions::new().source_date_epoch(epoch))
-        .map_err(CliError::from_display)?;
-
-    let name = args.tags.first().map(String::as_str);
-    for output in outputs {
-        match output {
-            Output::Oci { dest, tar: false } => write_oci_layout(&content, &image, name, &dest),
-            Output::Oci { dest, tar: true } => write_oci_tar(&content, &image, name, &dest),
-            Output::Docker { dest } => write_docker_tar(&content, &image, name, &dest),
-            Output::Local { dest } => write_local(&content, &image, &dest),
-            // Named and pushed below, once the image's blobs are kept alive under its names.
-            Output::Image { .. } => continue,
-        }
-        .map_err(CliError::from_display)?;
-    }
-    let manifest: Digest = image.manifest.digest().to_string().parse().map_err(CliError::from_display)?;
-    let mut targets = image
-        .blobs()
-        .map(|b| b.digest().to_string().parse().map(RefTarget::Blob))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(CliError::from_display)?;
-    // The root snapshot keeps its parents, the whole chain, alive for GC.
-    targets.extend(definition.root.and_then(|root| solved.snapshot(root)).map(|s| RefTarget::Snapshot(s.to_owned())));
-    for (name, _) in &names {
-        stores.name_image(name, &manifest, &targets)?;
-    }
-    if let Some(file) = &args.metadata_file {
-        let metadata = serde_json::json!({
-            "containerimage.digest": manifest.to_string(),
-            "containerimage.config.digest": image.config.digest().to_string(),
-            "image.name": names.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>().join(","),
-        });
-        std::fs::write(file, metadata.to_string())
-            .map_err(|e| CliError(format!("writing --metadata-file {}: {e}", file.display())))?;
-    }
-    eprintln!("writing image {manifest} done");
-    for (name, _) in names.iter().filter(|(_, push)| *push) {
-        push_image(globals, &stores, &manifest, name, None)?;
-    }
-    Ok(())
-}
-
-/// The names the image gets in the store, each with whether it is pushed: the `-t` tags (pushed with `--push`),
-/// and `type=image` outputs' `name`s; an image output without a name applies to the tags.
-fn image_names(args: &BuildArgs, outputs: &[Output]) -> Result<Vec<(Reference, bool)>, CliError> {
-    let mut names = args.tags.iter().map(|tag| Ok((reference(tag)?, args.push))).collect::<Result<Vec<_>, _>>()?;
-    let pushes_tags = args.push || outputs.iter().any(|o| matches!(o, Output::Image { name: None, push: true }));
-    if pushes_tags && args.tags.is_empty() {
-        return Err(CliError("pushing needs a name: -t NAME[:TAG] or --output type=image,name=NAME".into()));
-    }
-    for output in outputs {
-        match output {
-            Output::Image { name: Some(name), push } => names.push((reference(name)?, *push)),
-            Output::Image { name: None, push: true } => names.iter_mut().for_each(|(_, push)| *push = true),
-            _ => {}
-        }
-    }
-    Ok(names)
+    let exporter = Exporter::new(&solver, &definition, &solved, epoch);
+    export(globals, &stores, args, &outputs, &names, exporter)
 }
 
 /// Flags whose effect strata does not have yet fail the build rather than being silently ignored.

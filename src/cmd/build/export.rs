@@ -1,0 +1,191 @@
+//! Writing a solved build where its outputs say: the image assembled once per format the outputs ask for (layers
+//! are cached, so another format costs a manifest and a config, plus any layer it compresses differently), the
+//! file and directory outputs, and the `--metadata-file` with the keys buildx writes.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use strata_exporter::{
+    ExportOptions, Image, ImageFormat, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar,
+    write_tar_fs,
+};
+use strata_llb::Definition;
+use strata_registry::Reference;
+use strata_snapshotter::Digest;
+use strata_snapshotter::metadata::RefTarget;
+use strata_solver::{Solved, Solver};
+
+use super::BuildArgs;
+use super::output::{Dest, Output, default_image_format};
+use crate::cmd::push::push_image;
+use crate::cmd::store::{Stores, reference};
+use crate::cmd::{CliError, Globals};
+
+/// A store name for the image: the reference, whether it is pushed, and the image's format.
+pub type ImageName = (Reference, bool, ImageFormat);
+
+/// Writes every output, names the image in the store under `names` and pushes those that say so, and writes
+/// `--metadata-file` for the first image written (else the first named).
+pub fn export(
+    globals: &Globals,
+    stores: &Stores,
+    args: &BuildArgs,
+    outputs: &[Output],
+    names: &[ImageName],
+    mut exporter: Exporter<'_>,
+) -> Result<(), CliError> {
+    let mut written = None;
+    for output in outputs {
+        let image = exporter.write(output, args.tags.first().map(String::as_str))?;
+        written = written.or(image);
+    }
+    // The root snapshot keeps its parents, the whole chain, alive for GC.
+    let root = exporter.root().map(|s| RefTarget::Snapshot(s.to_owned()));
+    let mut named = Vec::new();
+    for (name, push, format) in names {
+        let image = exporter.image(*format)?;
+        let manifest: Digest = image.manifest.digest().to_string().parse().map_err(CliError::from_display)?;
+        let mut targets = image
+            .blobs()
+            .map(|b| b.digest().to_string().parse().map(RefTarget::Blob))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(CliError::from_display)?;
+        targets.extend(root.clone());
+        stores.name_image(name, &manifest, &targets)?;
+        named.push((name, *push, manifest, image));
+    }
+    // Without outputs or names the image is still assembled, for `--metadata-file`, as BuildKit's default does.
+    let image = match (written, named.first()) {
+        (Some(image), _) => Some(image),
+        (None, Some((.., image))) => Some(image.clone()),
+        (None, None) if outputs.is_empty() => Some(exporter.image(default_image_format())?),
+        (None, None) => None,
+    };
+    if let Some(image) = &image {
+        if let Some(file) = &args.metadata_file {
+            write_metadata(file, image, &names.iter().map(|(name, ..)| name.to_string()).collect::<Vec<_>>())?;
+        }
+        eprintln!("writing image {} done", image.manifest.digest());
+    }
+    for (name, _, manifest, _) in named.iter().filter(|(_, push, ..)| *push) {
+        push_image(globals, stores, manifest, name, None)?;
+    }
+    Ok(())
+}
+
+/// The names the image gets in the store, each with whether it is pushed and in which format: the `-t` tags
+/// (pushed with `--push`), and `type=image` outputs' `name`s; an image output without a name applies to the tags
+/// (its push and its format).
+pub fn image_names(args: &BuildArgs, outputs: &[Output]) -> Result<Vec<ImageName>, CliError> {
+    let unnamed = outputs.iter().find_map(|o| match o {
+        Output::Image { name: None, format, .. } => Some(*format),
+        _ => None,
+    });
+    let tag_format = unnamed.unwrap_or_else(default_image_format);
+    let mut names =
+        args.tags.iter().map(|tag| Ok((reference(tag)?, args.push, tag_format))).collect::<Result<Vec<_>, _>>()?;
+    let pushes_tags = args.push || outputs.iter().any(|o| matches!(o, Output::Image { name: None, push: true, .. }));
+    if pushes_tags && args.tags.is_empty() {
+        return Err(CliError("pushing needs a name: -t NAME[:TAG] or --output type=image,name=NAME".into()));
+    }
+    for output in outputs {
+        match output {
+            Output::Image { name: Some(name), push, format } => names.push((reference(name)?, *push, *format)),
+            Output::Image { name: None, push: true, .. } => names.iter_mut().for_each(|(_, push, _)| *push = true),
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+/// Assembles images of one solved build and writes its outputs.
+pub struct Exporter<'a> {
+    solver: &'a Solver,
+    definition: &'a Definition,
+    solved: &'a Solved,
+    source_date_epoch: Option<i64>,
+    images: Vec<(ImageFormat, Image)>,
+}
+
+impl<'a> Exporter<'a> {
+    /// An exporter of `solved`, the result of `definition`, clamping times to `source_date_epoch` if given.
+    pub fn new(solver: &'a Solver, definition: &'a Definition, solved: &'a Solved, epoch: Option<i64>) -> Self {
+        Self { solver, definition, solved, source_date_epoch: epoch, images: Vec::new() }
+    }
+
+    /// The build result's snapshot; `None` for an empty `scratch` result.
+    pub fn root(&self) -> Option<&'a str> {
+        self.definition.root.and_then(|root| self.solved.snapshot(root))
+    }
+
+    /// The image in `format`, assembled on first use.
+    pub fn image(&mut self, format: ImageFormat) -> Result<Image, CliError> {
+        if let Some((_, image)) = self.images.iter().find(|(f, _)| *f == format) {
+            return Ok(image.clone());
+        }
+        let options = ExportOptions::new().source_date_epoch(self.source_date_epoch).format(format);
+        let image = assemble(self.solver, self.definition, self.solved, &options).map_err(CliError::from_display)?;
+        self.images.push((format, image.clone()));
+        Ok(image)
+    }
+
+    /// Writes a file or directory output, naming the image `tag` unless the output names it; returns the image
+    /// written, if the output is one. `type=image` outputs are named and pushed by the caller.
+    pub fn write(&mut self, output: &Output, tag: Option<&str>) -> Result<Option<Image>, CliError> {
+        let content = self.solver.content().clone();
+        let image = match output.format().filter(|_| !matches!(output, Output::Image { .. })) {
+            Some(format) => Some(self.image(format)?),
+            None => None,
+        };
+        match (output, &image) {
+            (Output::Oci { dest, tar: false, name, .. }, Some(image)) => {
+                write_oci_layout(&content, image, name.as_deref().or(tag), dest)
+            }
+            (Output::Oci { dest, tar: true, name, .. }, Some(image)) => {
+                write_oci_tar(&content, image, name.as_deref().or(tag), dest)
+            }
+            (Output::Docker { dest, name, .. }, Some(image)) => {
+                write_docker_tar(&content, image, name.as_deref().or(tag), dest)
+            }
+            (Output::Local { dest }, _) => write_local(&content, &self.image(ImageFormat::new())?, dest),
+            (Output::Tar { dest }, _) => return self.write_tar(dest).map(|()| None),
+            _ => return Ok(None),
+        }
+        .map_err(CliError::from_display)?;
+        Ok(image)
+    }
+
+    /// `type=tar`: the result's filesystem streamed to a file or standard output.
+    fn write_tar(&self, dest: &Dest) -> Result<(), CliError> {
+        let (out, shown): (Box<dyn Write>, String) = match dest {
+            Dest::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
+            Dest::File(path) => {
+                let file = File::create(path).map_err(|e| CliError(format!("creating {}: {e}", path.display())))?;
+                (Box::new(file), path.display().to_string())
+            }
+        };
+        let out = BufWriter::with_capacity(1 << 20, out);
+        write_tar_fs(self.solver, self.root(), self.source_date_epoch, out)
+            .map_err(|e| CliError(format!("--output type=tar: writing to {shown}: {e}")))?;
+        Ok(())
+    }
+}
+
+/// Writes the `--metadata-file` for `image` named `names`, with the keys buildx writes for an image exporter.
+fn write_metadata(file: &Path, image: &Image, names: &[String]) -> Result<(), CliError> {
+    let mut metadata = serde_json::json!({
+        "containerimage.digest": image.manifest.digest().to_string(),
+        "containerimage.config.digest": image.config.digest().to_string(),
+        "containerimage.descriptor": {
+            "mediaType": image.manifest.media_type().to_string(),
+            "digest": image.manifest.digest().to_string(),
+            "size": image.manifest.size(),
+        },
+    });
+    if !names.is_empty() {
+        metadata["image.name"] = names.join(",").into();
+    }
+    std::fs::write(file, metadata.to_string())
+        .map_err(|e| CliError(format!("writing --metadata-file {}: {e}", file.display())))
+}

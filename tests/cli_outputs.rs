@@ -86,7 +86,9 @@ fn tar_output_streams_the_filesystem_to_a_file_and_to_stdout() {
     }
     let fx = Fixture::new("FROM busybox\nRUN echo hi > /hello && rm /bin/ls\n");
     let file = fx.path("fs.tar");
-    fx.build(&["-o", &format!("type=tar,dest={}", file.display())]);
+    let metadata = fx.path("tar.json");
+    fx.build(&["-o", &format!("type=tar,dest={}", file.display()), "--metadata-file", metadata.to_str().unwrap()]);
+    assert_eq!(json(&metadata), serde_json::json!({}), "a filesystem output makes no image");
     let stdout = fx.build(&["-o", "type=tar,dest=-"]);
     assert_eq!(stdout, fs::read(&file).unwrap(), "dest=- streams the same tar to standard output");
     let listing = run(Command::new("tar").arg("-tf").arg(&file));

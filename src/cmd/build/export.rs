@@ -3,7 +3,7 @@
 //! file and directory outputs, and the `--metadata-file` with the keys buildx writes.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 
 use strata_exporter::{
@@ -62,10 +62,10 @@ pub fn export(
         (None, None) if outputs.is_empty() => Some(exporter.image(default_image_format())?),
         (None, None) => None,
     };
+    if let Some(file) = &args.metadata_file {
+        write_metadata(file, image.as_ref(), &names.iter().map(|(name, ..)| name.to_string()).collect::<Vec<_>>())?;
+    }
     if let Some(image) = &image {
-        if let Some(file) = &args.metadata_file {
-            write_metadata(file, image, &names.iter().map(|(name, ..)| name.to_string()).collect::<Vec<_>>())?;
-        }
         eprintln!("writing image {} done", image.manifest.digest());
     }
     for (name, _, manifest, _) in named.iter().filter(|(_, push, ..)| *push) {
@@ -148,7 +148,14 @@ impl<'a> Exporter<'a> {
             (Output::Docker { dest, name, .. }, Some(image)) => {
                 write_docker_tar(&content, image, name.as_deref().or(tag), dest)
             }
-            (Output::Local { dest }, _) => write_local(&content, &self.image(ImageFormat::new())?, dest),
+            (Output::Local { dest }, _) => {
+                // Any format has the same filesystem: reuse an image already assembled.
+                let local = match self.images.first() {
+                    Some((_, image)) => image.clone(),
+                    None => self.image(ImageFormat::new())?,
+                };
+                write_local(&content, &local, dest)
+            }
             (Output::Tar { dest }, _) => return self.write_tar(dest).map(|()| None),
             _ => return Ok(None),
         }
@@ -159,6 +166,9 @@ impl<'a> Exporter<'a> {
     /// `type=tar`: the result's filesystem streamed to a file or standard output.
     fn write_tar(&self, dest: &Dest) -> Result<(), CliError> {
         let (out, shown): (Box<dyn Write>, String) = match dest {
+            Dest::Stdout if std::io::stdout().is_terminal() => {
+                return Err(CliError("--output type=tar,dest=-: standard output is a terminal; redirect it".into()));
+            }
             Dest::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
             Dest::File(path) => {
                 let file = File::create(path).map_err(|e| CliError(format!("creating {}: {e}", path.display())))?;
@@ -172,18 +182,20 @@ impl<'a> Exporter<'a> {
     }
 }
 
-/// Writes the `--metadata-file` for `image` named `names`, with the keys buildx writes for an image exporter.
-fn write_metadata(file: &Path, image: &Image, names: &[String]) -> Result<(), CliError> {
-    let mut metadata = serde_json::json!({
-        "containerimage.digest": image.manifest.digest().to_string(),
-        "containerimage.config.digest": image.config.digest().to_string(),
-        "containerimage.descriptor": {
+/// Writes the `--metadata-file` for `image` named `names`, with the keys buildx writes for an image exporter;
+/// filesystem outputs alone make no image, and an empty object, as BuildKit's local and tar exporters return none.
+fn write_metadata(file: &Path, image: Option<&Image>, names: &[String]) -> Result<(), CliError> {
+    let mut metadata = serde_json::json!({});
+    if let Some(image) = image {
+        metadata["containerimage.digest"] = image.manifest.digest().to_string().into();
+        metadata["containerimage.config.digest"] = image.config.digest().to_string().into();
+        metadata["containerimage.descriptor"] = serde_json::json!({
             "mediaType": image.manifest.media_type().to_string(),
             "digest": image.manifest.digest().to_string(),
             "size": image.manifest.size(),
-        },
-    });
-    if !names.is_empty() {
+        });
+    }
+    if image.is_some() && !names.is_empty() {
         metadata["image.name"] = names.join(",").into();
     }
     std::fs::write(file, metadata.to_string())

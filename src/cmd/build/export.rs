@@ -40,6 +40,7 @@ pub fn export(
         let image = exporter.write(output, args.tags.first().map(String::as_str))?;
         written = written.or(image);
     }
+    let mut names_shown: Vec<String> = names.iter().map(|(name, ..)| name.to_string()).collect();
     // The root snapshot keeps its parents, the whole chain, alive for GC.
     let root = exporter.root().map(|s| RefTarget::Snapshot(s.to_owned()));
     let mut named = Vec::new();
@@ -55,15 +56,19 @@ pub fn export(
         stores.name_image(name, &manifest, &targets)?;
         named.push((name, *push, manifest, image));
     }
-    // Without outputs or names the image is still assembled, for `--metadata-file`, as BuildKit's default does.
+    // An unnamed image output (or none at all) still assembles the image, for `--metadata-file`.
+    let unnamed = outputs.is_empty() || outputs.iter().any(|o| matches!(o, Output::Image { .. }));
     let image = match (written, named.first()) {
-        (Some(image), _) => Some(image),
+        (Some((image, name)), _) => {
+            names_shown.extend(name.filter(|_| names_shown.is_empty()));
+            Some(image)
+        }
         (None, Some((.., image))) => Some(image.clone()),
-        (None, None) if outputs.is_empty() => Some(exporter.image(default_image_format())?),
+        (None, None) if unnamed => Some(exporter.image(tag_format(outputs))?),
         (None, None) => None,
     };
     if let Some(file) = &args.metadata_file {
-        write_metadata(file, image.as_ref(), &names.iter().map(|(name, ..)| name.to_string()).collect::<Vec<_>>())?;
+        write_metadata(file, image.as_ref(), &names_shown)?;
     }
     if let Some(image) = &image {
         eprintln!("writing image {} done", image.manifest.digest());
@@ -78,13 +83,9 @@ pub fn export(
 /// (pushed with `--push`), and `type=image` outputs' `name`s; an image output without a name applies to the tags
 /// (its push and its format).
 pub fn image_names(args: &BuildArgs, outputs: &[Output]) -> Result<Vec<ImageName>, CliError> {
-    let unnamed = outputs.iter().find_map(|o| match o {
-        Output::Image { name: None, format, .. } => Some(*format),
-        _ => None,
-    });
-    let tag_format = unnamed.unwrap_or_else(default_image_format);
+    let format = tag_format(outputs);
     let mut names =
-        args.tags.iter().map(|tag| Ok((reference(tag)?, args.push, tag_format))).collect::<Result<Vec<_>, _>>()?;
+        args.tags.iter().map(|tag| Ok((reference(tag)?, args.push, format))).collect::<Result<Vec<_>, _>>()?;
     let pushes_tags = args.push || outputs.iter().any(|o| matches!(o, Output::Image { name: None, push: true, .. }));
     if pushes_tags && args.tags.is_empty() {
         return Err(CliError("pushing needs a name: -t NAME[:TAG] or --output type=image,name=NAME".into()));
@@ -97,6 +98,15 @@ pub fn image_names(args: &BuildArgs, outputs: &[Output]) -> Result<Vec<ImageName
         }
     }
     Ok(names)
+}
+
+/// The format of the `-t` names: that of the first image output without a name, else BuildKit's default.
+fn tag_format(outputs: &[Output]) -> ImageFormat {
+    let unnamed = outputs.iter().find_map(|o| match o {
+        Output::Image { name: None, format, .. } => Some(*format),
+        _ => None,
+    });
+    unnamed.unwrap_or_else(default_image_format)
 }
 
 /// Assembles images of one solved build and writes its outputs.
@@ -131,36 +141,37 @@ impl<'a> Exporter<'a> {
     }
 
     /// Writes a file or directory output, naming the image `tag` unless the output names it; returns the image
-    /// written, if the output is one. `type=image` outputs are named and pushed by the caller.
-    pub fn write(&mut self, output: &Output, tag: Option<&str>) -> Result<Option<Image>, CliError> {
+    /// written and its name, if the output is an image. `type=image` outputs are named and pushed by the caller.
+    pub fn write(&mut self, output: &Output, tag: Option<&str>) -> Result<Option<(Image, Option<String>)>, CliError> {
         let content = self.solver.content().clone();
-        let image = match output.format().filter(|_| !matches!(output, Output::Image { .. })) {
-            Some(format) => Some(self.image(format)?),
-            None => None,
-        };
-        match (output, &image) {
-            (Output::Oci { dest, tar: false, name, .. }, Some(image)) => {
-                write_oci_layout(&content, image, name.as_deref().or(tag), dest)
+        let (image, name, written) = match output {
+            Output::Oci { dest, tar, name, format } => {
+                let (image, name) = (self.image(*format)?, name.as_deref().or(tag));
+                let written = if *tar {
+                    write_oci_tar(&content, &image, name, dest)
+                } else {
+                    write_oci_layout(&content, &image, name, dest)
+                };
+                (image, name, written)
             }
-            (Output::Oci { dest, tar: true, name, .. }, Some(image)) => {
-                write_oci_tar(&content, image, name.as_deref().or(tag), dest)
+            Output::Docker { dest, name, format } => {
+                let (image, name) = (self.image(*format)?, name.as_deref().or(tag));
+                let written = write_docker_tar(&content, &image, name, dest);
+                (image, name, written)
             }
-            (Output::Docker { dest, name, .. }, Some(image)) => {
-                write_docker_tar(&content, image, name.as_deref().or(tag), dest)
-            }
-            (Output::Local { dest }, _) => {
-                // Any format has the same filesystem: reuse an image already assembled.
-                let local = match self.images.first() {
+            Output::Local { dest } => {
+                // Every format has the same filesystem: reuse an image already assembled.
+                let image = match self.images.first() {
                     Some((_, image)) => image.clone(),
                     None => self.image(ImageFormat::new())?,
                 };
-                write_local(&content, &local, dest)
+                return write_local(&content, &image, dest).map(|()| None).map_err(CliError::from_display);
             }
-            (Output::Tar { dest }, _) => return self.write_tar(dest).map(|()| None),
-            _ => return Ok(None),
-        }
-        .map_err(CliError::from_display)?;
-        Ok(image)
+            Output::Tar { dest } => return self.write_tar(dest).map(|()| None),
+            Output::Image { .. } => return Ok(None),
+        };
+        written.map_err(CliError::from_display)?;
+        Ok(Some((image, name.map(str::to_owned))))
     }
 
     /// `type=tar`: the result's filesystem streamed to a file or standard output.

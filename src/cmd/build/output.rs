@@ -61,14 +61,6 @@ impl Output {
             ))),
         }
     }
-
-    /// The format of the image this output writes; `None` for filesystem outputs.
-    pub fn format(&self) -> Option<ImageFormat> {
-        match self {
-            Self::Oci { format, .. } | Self::Docker { format, .. } | Self::Image { format, .. } => Some(*format),
-            Self::Local { .. } | Self::Tar { .. } => None,
-        }
-    }
 }
 
 /// The format of images named in the store without an image output saying otherwise: BuildKit's image
@@ -159,6 +151,14 @@ mod tests {
         Output::parse(spec).unwrap_err().0
     }
 
+    /// The format of the image `spec` writes; `None` for filesystem outputs.
+    fn format_of(spec: &str) -> Option<ImageFormat> {
+        match Output::parse(spec).unwrap() {
+            Output::Oci { format, .. } | Output::Docker { format, .. } | Output::Image { format, .. } => Some(format),
+            Output::Local { .. } | Output::Tar { .. } => None,
+        }
+    }
+
     #[test]
     fn specs_parse_like_buildx() {
         let (oci, docker) = (ImageFormat::new(), ImageFormat::new().oci_media_types(false));
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn compression_fields_set_the_image_format() {
-        let format = |spec: &str| Output::parse(spec).unwrap().format().unwrap();
+        let format = |spec: &str| format_of(spec).unwrap();
         assert_eq!(
             format("type=image,compression=uncompressed,oci-mediatypes=true"),
             ImageFormat::new().compression(Compression::Uncompressed)
@@ -221,7 +221,7 @@ mod tests {
             "zstd switches even an explicit oci-mediatypes=false, as BuildKit does"
         );
         assert_eq!(format("type=oci,dest=o,oci-mediatypes=0"), ImageFormat::new().oci_media_types(false));
-        assert_eq!(Output::parse("type=local,dest=d,compression=zstd").unwrap().format(), None);
+        assert_eq!(format_of("type=local,dest=d,compression=zstd"), None);
     }
 
     #[test]

@@ -273,10 +273,13 @@ impl Podman {
         let nofile = hard(libc::RLIMIT_NOFILE).min(1 << 20);
         // podman caps its own nproc at 32768, so a container cannot ask for more.
         let nproc = hard(libc::RLIMIT_NPROC).min(32768);
+        // Runtime state and network configuration stay under `dir` too, not in /run/libpod or /etc/cni.
         let conf = format!(
             "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-             tmp_dir = \"{}\"\n\n[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n",
-            dir.join("tmp").display()
+             tmp_dir = \"{tmp}\"\n\n[network]\nnetwork_config_dir = \"{net}\"\n\n[containers]\n\
+             default_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n",
+            tmp = dir.join("tmp").display(),
+            net = dir.join("net").display(),
         );
         fs::write(dir.join("containers.conf"), conf).unwrap();
         Self { dir: dir.to_owned() }

@@ -112,6 +112,7 @@ fn oci_outputs_pass_skopeo_and_umoci_in_every_compression() {
     let cases = [
         ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
         ("uncompressed", "application/vnd.oci.image.layer.v1.tar"),
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
     ];
     for (compression, layer_type) in cases {
         let dir = fx.path(&format!("{compression}-dir"));
@@ -133,6 +134,9 @@ fn oci_outputs_pass_skopeo_and_umoci_in_every_compression() {
         let types = layer_types(&manifest);
         assert_eq!(types[1], layer_type, "the new layer is {compression}");
         assert_eq!(types[0], "application/vnd.oci.image.layer.v1.tar+gzip", "busybox's layer is reused as it is");
+        let new_layer = manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+        let head = fs::read(dir.join("blobs/sha256").join(new_layer)).unwrap()[..4].to_vec();
+        assert_eq!(head == ZSTD_MAGIC, compression == "zstd", "the blob is compressed as its media type says");
 
         let metadata = json(&metadata);
         let index = json(&dir.join("index.json"));
@@ -146,6 +150,10 @@ fn oci_outputs_pass_skopeo_and_umoci_in_every_compression() {
             let inspected: serde_json::Value =
                 serde_json::from_str(&run(Command::new("skopeo").arg("inspect").arg(&source))).unwrap();
             assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2, "{source}: {inspected}");
+        }
+        if compression == "zstd" {
+            // umoci 0.4.7 (Debian 12) fails to unpack zstd layers; podman runs them in the docker output test.
+            continue;
         }
         let unpacked = fx.path(&format!("{compression}-tar-layout"));
         untar(&file, &unpacked);

@@ -119,15 +119,9 @@ fn oci_outputs_pass_skopeo_and_umoci_in_every_compression() {
         let file = fx.path(&format!("{compression}.tar"));
         let metadata = fx.path(&format!("{compression}.json"));
         let spec = |dest: &Path, tar| format!("type=oci,dest={},tar={tar},compression={compression}", dest.display());
-        fx.build(&["-t", "example.com/out:v1", "-o", &spec(&dir, false), "-o", &spec(&file, true)]);
-        fx.build(&[
-            "-t",
-            "example.com/out:v1",
-            "-o",
-            &spec(&dir, false),
-            "--metadata-file",
-            metadata.to_str().unwrap(),
-        ]);
+        let (dir_spec, file_spec) = (spec(&dir, false), spec(&file, true));
+        let metadata_arg = metadata.to_str().unwrap();
+        fx.build(&["-t", "example.com/out:v1", "-o", &dir_spec, "-o", &file_spec, "--metadata-file", metadata_arg]);
         let manifest = layout_manifest(&dir);
         assert_eq!(manifest["mediaType"], OCI_MANIFEST, "type=oci defaults to OCI media types");
         assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");

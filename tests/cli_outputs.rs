@@ -188,6 +188,11 @@ fn docker_output_loads_in_podman_and_runs() {
         assert!(loaded.contains(&name), "{loaded}");
         assert_eq!(podman.run(&["run", "--rm", "--network", "none", &name]), "made by strata\n", "{compression}");
     }
+    // `dest=-` streams the tarball to standard output, as in `buildx build -o type=docker,dest=- | docker load`.
+    let streamed = fx.path("streamed.tar");
+    fs::write(&streamed, fx.build(&["-t", "localhost/strata/streamed:v1", "-o", "type=docker,dest=-"])).unwrap();
+    let loaded = podman.run(&["load", "-i", streamed.to_str().unwrap()]);
+    assert!(loaded.contains("localhost/strata/streamed:v1"), "{loaded}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod oci_layout;
 pub use format::{DOCKER_CONFIG, DOCKER_MANIFEST, ImageFormat};
 pub use image::{ExportOptions, Image, assemble};
 pub use local::{write_local, write_tar_fs};
-pub use oci_layout::{write_docker_tar, write_oci_layout, write_oci_tar};
+pub use oci_layout::{write_docker_tar, write_docker_tar_to, write_oci_layout, write_oci_tar, write_oci_tar_to};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]

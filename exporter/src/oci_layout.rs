@@ -37,19 +37,35 @@ pub fn write_oci_layout(content: &ContentStore, image: &Image, name: Option<&str
 
 /// Writes `image` as a tar of an OCI layout to `file`, named `name` if given.
 pub fn write_oci_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path) -> Result<()> {
-    write_tar(content, image, name, file, false)
+    to_file(file, |out| write_oci_tar_to(content, image, name, out))
+}
+
+/// Streams `image` as a tar of an OCI layout to `out`, named `name` if given; returns `out`.
+pub fn write_oci_tar_to<W: Write>(content: &ContentStore, image: &Image, name: Option<&str>, out: W) -> Result<W> {
+    write_tar(content, image, name, out, false)
 }
 
 /// Writes `image` as a `docker load` tarball to `file`: the OCI layout plus Docker's `manifest.json`, as
 /// `docker save` writes it since Docker 25.
 pub fn write_docker_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path) -> Result<()> {
-    write_tar(content, image, name, file, true)
+    to_file(file, |out| write_docker_tar_to(content, image, name, out))
 }
 
-fn write_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &Path, docker: bool) -> Result<()> {
+/// Streams `image` as a `docker load` tarball to `out`, named `name` if given; returns `out`.
+pub fn write_docker_tar_to<W: Write>(content: &ContentStore, image: &Image, name: Option<&str>, out: W) -> Result<W> {
+    write_tar(content, image, name, out, true)
+}
+
+/// Creates `file` and has `write` fill it.
+fn to_file(file: &Path, write: impl FnOnce(BufWriter<File>) -> Result<BufWriter<File>>) -> Result<()> {
     let context = || format!("writing {}", file.display());
     let out = File::create(file).map_err(io_error(context))?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
+    write(BufWriter::with_capacity(1 << 20, out))?.flush().map_err(io_error(context))
+}
+
+fn write_tar<W: Write>(content: &ContentStore, image: &Image, name: Option<&str>, out: W, docker: bool) -> Result<W> {
+    let context = || "writing the image tar".to_owned();
+    let mut tar = tar::Builder::new(out);
     append(&mut tar, "oci-layout", LAYOUT_FILE.len() as u64, LAYOUT_FILE.as_bytes()).map_err(io_error(context))?;
     let index = index_json(image, name)?;
     append(&mut tar, "index.json", index.len() as u64, index.as_slice()).map_err(io_error(context))?;
@@ -73,7 +89,7 @@ fn write_tar(content: &ContentStore, image: &Image, name: Option<&str>, file: &P
         let size = content.size(&digest).map_err(store_error(|| format!("sizing blob {digest}")))?;
         append(&mut tar, &format!("blobs/sha256/{}", digest.hex()), size, reader).map_err(io_error(context))?;
     }
-    tar.into_inner().and_then(|mut w| w.flush()).map_err(io_error(context))
+    tar.into_inner().and_then(|mut w| w.flush().map(|()| w)).map_err(io_error(context))
 }
 
 /// Appends a regular file with fixed metadata, so the same image gives the same tar.

@@ -7,7 +7,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 
 use strata_exporter::{
-    ExportOptions, Image, ImageFormat, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar,
+    ExportOptions, Image, ImageFormat, assemble, write_docker_tar_to, write_local, write_oci_layout, write_oci_tar_to,
     write_tar_fs,
 };
 use strata_llb::Definition;
@@ -145,18 +145,21 @@ impl<'a> Exporter<'a> {
     pub fn write(&mut self, output: &Output, tag: Option<&str>) -> Result<Option<(Image, Option<String>)>, CliError> {
         let content = self.solver.content().clone();
         let (image, name, written) = match output {
-            Output::Oci { dest, tar, name, format } => {
+            Output::OciDir { dest, name, format } => {
                 let (image, name) = (self.image(*format)?, name.as_deref().or(tag));
-                let written = if *tar {
-                    write_oci_tar(&content, &image, name, dest)
-                } else {
-                    write_oci_layout(&content, &image, name, dest)
-                };
+                let written = write_oci_layout(&content, &image, name, dest).map_err(CliError::from_display);
                 (image, name, written)
             }
-            Output::Docker { dest, name, format } => {
+            Output::ImageTar { dest, docker, name, format } => {
                 let (image, name) = (self.image(*format)?, name.as_deref().or(tag));
-                let written = write_docker_tar(&content, &image, name, dest);
+                let kind = if *docker { "docker" } else { "oci" };
+                let written = stream(dest, kind, |out| {
+                    if *docker {
+                        write_docker_tar_to(&content, &image, name, out)
+                    } else {
+                        write_oci_tar_to(&content, &image, name, out)
+                    }
+                });
                 (image, name, written)
             }
             Output::Local { dest } => {
@@ -170,27 +173,36 @@ impl<'a> Exporter<'a> {
             Output::Tar { dest } => return self.write_tar(dest).map(|()| None),
             Output::Image { .. } => return Ok(None),
         };
-        written.map_err(CliError::from_display)?;
+        written?;
         Ok(Some((image, name.map(str::to_owned))))
     }
 
     /// `type=tar`: the result's filesystem streamed to a file or standard output.
     fn write_tar(&self, dest: &Dest) -> Result<(), CliError> {
-        let (out, shown): (Box<dyn Write>, String) = match dest {
-            Dest::Stdout if std::io::stdout().is_terminal() => {
-                return Err(CliError("--output type=tar,dest=-: standard output is a terminal; redirect it".into()));
-            }
-            Dest::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
-            Dest::File(path) => {
-                let file = File::create(path).map_err(|e| CliError(format!("creating {}: {e}", path.display())))?;
-                (Box::new(file), path.display().to_string())
-            }
-        };
-        let out = BufWriter::with_capacity(1 << 20, out);
-        write_tar_fs(self.solver, self.root(), self.source_date_epoch, out)
-            .map_err(|e| CliError(format!("--output type=tar: writing to {shown}: {e}")))?;
-        Ok(())
+        stream(dest, "tar", |out| write_tar_fs(self.solver, self.root(), self.source_date_epoch, out))
     }
+}
+
+/// Opens `dest` of a `type=KIND` output, has `write` stream into it, and flushes it; errors name the output.
+fn stream(
+    dest: &Dest,
+    kind: &str,
+    write: impl FnOnce(BufWriter<Box<dyn Write + '_>>) -> strata_exporter::Result<BufWriter<Box<dyn Write + '_>>>,
+) -> Result<(), CliError> {
+    let (out, shown): (Box<dyn Write>, String) = match dest {
+        Dest::Stdout if std::io::stdout().is_terminal() => {
+            return Err(CliError(format!("--output type={kind},dest=-: standard output is a terminal; redirect it")));
+        }
+        Dest::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
+        Dest::File(path) => {
+            let file = File::create(path)
+                .map_err(|e| CliError(format!("--output type={kind}: creating {}: {e}", path.display())))?;
+            (Box::new(file), path.display().to_string())
+        }
+    };
+    let failed = |e: &dyn std::fmt::Display| CliError(format!("--output type={kind}: writing to {shown}: {e}"));
+    let mut out = write(BufWriter::with_capacity(1 << 20, out)).map_err(|e| failed(&e))?;
+    out.flush().map_err(|e| failed(&e))
 }
 
 /// Writes the `--metadata-file` for `image` named `names`, with the keys buildx writes for an image exporter;

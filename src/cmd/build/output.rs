@@ -1,5 +1,6 @@
 //! `-o/--output` specs as buildx takes them: `type=oci,dest=PATH[,tar=false]`, `type=docker,dest=FILE`,
-//! `type=local,dest=DIR`, the `dest=PATH` shorthand for `type=local`, `type=tar,dest=FILE|-`,
+//! `type=local,dest=DIR`, the `dest=PATH` shorthand for `type=local`, `type=tar,dest=FILE`; `dest=-` streams a
+//! tar output (`tar`, `docker`, `oci`) to standard output;
 //! `type=image,name=REF[,push=true]` and `type=registry,name=REF` (an image output that pushes).
 //! Image outputs (oci, docker, image, registry) also take BuildKit's `compression=gzip|zstd|uncompressed`,
 //! `compression-level=N`, `force-compression=BOOL` and `oci-mediatypes=BOOL`.
@@ -15,10 +16,10 @@ use crate::cmd::CliError;
 /// Where the built image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// An OCI layout: a directory, or a tar of one; named `name` (else the first `-t` tag) in its index.
-    Oci { dest: PathBuf, tar: bool, name: Option<String>, format: ImageFormat },
-    /// A `docker load` tarball, named `name` (else the first `-t` tag).
-    Docker { dest: PathBuf, name: Option<String>, format: ImageFormat },
+    /// An OCI layout directory, named `name` (else the first `-t` tag) in its index.
+    OciDir { dest: PathBuf, name: Option<String>, format: ImageFormat },
+    /// A tar of an OCI layout (`docker: false`), or a `docker load` tarball; named `name` (else the first tag).
+    ImageTar { dest: Dest, docker: bool, name: Option<String>, format: ImageFormat },
     /// The image's filesystem in a directory.
     Local { dest: PathBuf },
     /// The build result's filesystem as one tar: a file, or standard output for `dest=-`.
@@ -42,18 +43,21 @@ impl Output {
         let fields = Fields::parse(spec);
         let name = fields.get("name").map(str::to_owned);
         match fields.get("type") {
-            Some("oci") => Ok(Self::Oci {
-                dest: fields.dest()?,
-                tar: fields.flag("tar", true)?,
-                name,
-                format: fields.format(true)?,
-            }),
-            Some("docker") => Ok(Self::Docker { dest: fields.dest()?, name, format: fields.format(false)? }),
-            Some("local") | None => Ok(Self::Local { dest: fields.dest()? }),
-            Some("tar") => {
+            Some("oci") if !fields.flag("tar", true)? => {
                 let dest = fields.dest()?;
-                Ok(Self::Tar { dest: if dest.as_os_str() == "-" { Dest::Stdout } else { Dest::File(dest) } })
+                if dest.as_os_str() == "-" {
+                    return Err(fields.error("dest=- needs tar=true (a layout directory cannot be streamed)".into()));
+                }
+                Ok(Self::OciDir { dest, name, format: fields.format(true)? })
             }
+            Some("oci") => {
+                Ok(Self::ImageTar { dest: fields.stream()?, docker: false, name, format: fields.format(true)? })
+            }
+            Some("docker") => {
+                Ok(Self::ImageTar { dest: fields.stream()?, docker: true, name, format: fields.format(false)? })
+            }
+            Some("local") | None => Ok(Self::Local { dest: fields.dest()? }),
+            Some("tar") => Ok(Self::Tar { dest: fields.stream()? }),
             Some("image") => Ok(Self::Image { name, push: fields.flag("push", false)?, format: fields.format(false)? }),
             Some("registry") => Ok(Self::Image { name, push: true, format: fields.format(false)? }),
             Some(other) => Err(CliError(format!(
@@ -98,6 +102,12 @@ impl<'a> Fields<'a> {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .ok_or_else(|| self.error("dest=PATH is required".into()))
+    }
+
+    /// The destination of a streamed output: a file, or standard output for `dest=-`.
+    fn stream(&self) -> Result<Dest, CliError> {
+        let dest = self.dest()?;
+        Ok(if dest.as_os_str() == "-" { Dest::Stdout } else { Dest::File(dest) })
     }
 
     /// A boolean as BuildKit reads it (Go's `strconv.ParseBool`); a key given without a value means true.
@@ -154,7 +164,9 @@ mod tests {
     /// The format of the image `spec` writes; `None` for filesystem outputs.
     fn format_of(spec: &str) -> Option<ImageFormat> {
         match Output::parse(spec).unwrap() {
-            Output::Oci { format, .. } | Output::Docker { format, .. } | Output::Image { format, .. } => Some(format),
+            Output::OciDir { format, .. } | Output::ImageTar { format, .. } | Output::Image { format, .. } => {
+                Some(format)
+            }
             Output::Local { .. } | Output::Tar { .. } => None,
         }
     }
@@ -164,16 +176,17 @@ mod tests {
         let (oci, docker) = (ImageFormat::new(), ImageFormat::new().oci_media_types(false));
         assert_eq!(
             Output::parse("type=oci,dest=out,tar=false").unwrap(),
-            Output::Oci { dest: "out".into(), tar: false, name: None, format: oci }
+            Output::OciDir { dest: "out".into(), name: None, format: oci }
         );
+        let file = |path: &str| Dest::File(path.into());
         assert_eq!(
             Output::parse("type=oci,dest=o.tar,name=a:1").unwrap(),
-            Output::Oci { dest: "o.tar".into(), tar: true, name: Some("a:1".into()), format: oci }
+            Output::ImageTar { dest: file("o.tar"), docker: false, name: Some("a:1".into()), format: oci }
         );
         assert_eq!(Output::parse("dest=dir").unwrap(), Output::Local { dest: "dir".into() });
         assert_eq!(
             Output::parse("type=docker,dest=i.tar").unwrap(),
-            Output::Docker { dest: "i.tar".into(), name: None, format: docker },
+            Output::ImageTar { dest: file("i.tar"), docker: true, name: None, format: docker },
             "type=docker defaults to Docker media types"
         );
         assert!(err("type=oci").contains("--output type=oci: dest=PATH is required"));
@@ -192,9 +205,12 @@ mod tests {
     }
 
     #[test]
-    fn tar_writes_a_file_or_standard_output() {
+    fn tar_outputs_write_a_file_or_standard_output() {
         assert_eq!(Output::parse("type=tar,dest=fs.tar").unwrap(), Output::Tar { dest: Dest::File("fs.tar".into()) });
         assert_eq!(Output::parse("type=tar,dest=-").unwrap(), Output::Tar { dest: Dest::Stdout });
+        assert!(matches!(Output::parse("type=docker,dest=-").unwrap(), Output::ImageTar { dest: Dest::Stdout, .. }));
+        assert!(matches!(Output::parse("type=oci,dest=-").unwrap(), Output::ImageTar { dest: Dest::Stdout, .. }));
+        assert!(err("type=oci,dest=-,tar=false").contains("dest=- needs tar=true"));
         assert!(err("type=tar").contains("--output type=tar: dest=PATH is required"));
         assert!(err("type=tar,dest=").contains("dest=PATH is required"));
     }

@@ -103,7 +103,9 @@ pub(crate) fn compress<W: Write + Send + 'static>(
         }
         Compression::Zstd => {
             let mut zst = zstd::Encoder::new(out, level as i32).context(what)?;
-            zst.multithread(threads as u32).context(what)?;
+            // Always the multi-threaded mode: its output is the same for every worker count (zstd's guarantee),
+            // where single-threaded mode's differs, so a layer's digest does not depend on the machine.
+            zst.multithread(threads.max(1) as u32).context(what)?;
             body(&mut zst)?;
             zst.finish().context(what)
         }
@@ -142,5 +144,20 @@ mod tests {
             assert_eq!(back, data, "{c}");
         }
         assert_eq!("zstd".parse::<Compression>().unwrap(), Compression::Zstd);
+    }
+
+    #[test]
+    fn the_thread_count_does_not_change_the_bytes() {
+        // Several gzp blocks and several zstd jobs, compressible but not trivially.
+        let data: Vec<u8> =
+            (0..24_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 27) as u8 ^ (i / 7) as u8).collect();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let out = |threads| {
+                compress(c, c.default_level(), threads, Vec::new(), |w| w.write_all(&data).context(|| "test".into()))
+                    .unwrap()
+            };
+            let one = out(1);
+            assert!(out(0) == one && out(2) == one && out(4) == one, "{c} output depends on the thread count");
+        }
     }
 }

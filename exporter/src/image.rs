@@ -198,6 +198,7 @@ fn cached_layer(solver: &Solver, cache_key: &str) -> Result<Option<LayerDescript
     Ok(record.and_then(|r| layer_from_json(&r.result)).filter(|layer| solver.content().exists(&layer.digest)))
 }
 
+/// Records `layer` under `cache_key`, for [`cached_layer`].
 fn record_layer(solver: &Solver, cache_key: &str, layer: &LayerDescriptor) -> Result<()> {
     let json = serde_json::json!({
         "media_type": layer.media_type,

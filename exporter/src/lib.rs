@@ -9,7 +9,7 @@ mod image;
 mod local;
 mod oci_layout;
 
-pub use image::{ExportOptions, Image, assemble};
+pub use image::{ExportOptions, Image, assemble, rfc3339};
 pub use local::write_local;
 pub use oci_layout::{write_docker_tar, write_oci_layout, write_oci_tar};
 

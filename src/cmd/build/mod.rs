@@ -16,6 +16,7 @@ use super::{CliError, Globals};
 mod images;
 mod output;
 mod progress;
+mod signals;
 mod solve;
 
 /// Build an image from a Dockerfile.

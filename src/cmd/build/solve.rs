@@ -13,10 +13,11 @@ use strata_snapshotter::snapshot;
 use strata_snapshotter::{ContentStore, Digest, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
 
+use super::BuildArgs;
 use super::images::StoreResolver;
 use super::output::Output;
-use super::progress::PlainProgress;
-use super::{BuildArgs, Progress};
+use super::progress::{self, End};
+use super::signals::{self, Interrupts};
 use crate::cmd::push::push_image;
 use crate::cmd::store::{Stores, reference};
 use crate::cmd::{CliError, Globals};
@@ -44,15 +45,23 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
     let snapshotter: Arc<dyn snapshot::Snapshotter> =
         snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?.into();
+    let progress = progress::for_mode(args.progress, &definition.graph, secrets.values().map(Vec::as_slice))?;
+    let interrupts = Interrupts::watch(&runtime)?;
     let images = Arc::new(StoreImageSource::new(content.clone(), metadata.clone(), snapshotter.clone()));
     let mut solver = Solver::builder(&globals.root, content.clone(), metadata, snapshotter, images)
         .context("context", &args.context)
-        .progress(Arc::new(PlainProgress::new(args.progress == Progress::Quiet)));
+        .progress(progress.clone());
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
     let solver = solver.build();
-    let solved = runtime.block_on(solver.solve(&definition)).map_err(CliError::from_display)?;
+    let solved = match runtime.block_on(interrupts.during(solver.solve(&definition))) {
+        Ok(solved) => solved.inspect_err(|_| progress.end(End::Failed)).map_err(CliError::from_display)?,
+        Err(interrupted) => {
+            progress.end(End::Canceled);
+            signals::exit_canceled(runtime, interrupted)
+        }
+    };
     let image = assemble(&solver, &definition, &solved, &ExportOptions::new().source_date_epoch(epoch))
         .map_err(CliError::from_display)?;
 
@@ -88,7 +97,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         std::fs::write(file, metadata.to_string())
             .map_err(|e| CliError(format!("writing --metadata-file {}: {e}", file.display())))?;
     }
-    eprintln!("writing image {manifest} done");
+    progress.end(End::Built(&manifest.to_string()));
     for (name, _) in names.iter().filter(|(_, push)| *push) {
         push_image(globals, &stores, &manifest, name, None)?;
     }

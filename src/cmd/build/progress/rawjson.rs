@@ -1,0 +1,155 @@
+//! `--progress=rawjson`: one BuildKit `SolveStatus` JSON object per update, as buildx prints it (moby/buildkit
+//! `client/graph.go`): `{"vertexes":[{"digest","inputs","name","started","completed","cached","error"}]}` for
+//! step changes and `{"logs":[{"vertex","stream","data","timestamp"}]}` for output, `data` in base64 and times
+//! in RFC 3339 with nanoseconds. A canceled step's error is `context canceled`, as BuildKit reports it.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use strata_llb::{Graph, NodeId};
+use strata_solver::Progress;
+
+use super::state::{State, Step, Steps};
+use super::{BuildProgress, End, Out, write};
+
+/// Prints JSON lines.
+pub struct RawJson {
+    steps: Steps,
+    out: Out,
+    /// Each node's digest and its inputs' digests, as the vertex names them.
+    vertices: HashMap<NodeId, (String, Vec<String>)>,
+}
+
+impl RawJson {
+    /// A printer for the nodes of `graph`, writing to `out`.
+    pub(super) fn new(steps: Steps, graph: &Graph, out: Out) -> Self {
+        let vertices = graph
+            .nodes()
+            .iter()
+            .map(|node| {
+                let inputs = node.inputs.iter().map(|&input| graph.node(input).digest.to_string()).collect();
+                (node.id, (node.digest.to_string(), inputs))
+            })
+            .collect();
+        Self { steps, out, vertices }
+    }
+
+    fn digest(&self, node: NodeId) -> &str {
+        self.vertices.get(&node).map_or("", |(digest, _)| digest)
+    }
+
+    /// The vertex object of `step`.
+    fn vertex(&self, node: NodeId, step: &Step) -> Value {
+        let now = SystemTime::now();
+        let started = now.checked_sub(step.started.elapsed()).unwrap_or(now);
+        let mut vertex = json!({ "digest": self.digest(node), "name": step.name, "started": timestamp(started) });
+        if let Some((_, inputs)) = self.vertices.get(&node).filter(|(_, inputs)| !inputs.is_empty()) {
+            vertex["inputs"] = json!(inputs);
+        }
+        if step.is_complete() {
+            vertex["completed"] = json!(timestamp(now));
+        }
+        match &step.state {
+            State::Cached => vertex["cached"] = json!(true),
+            State::Failed(error) => vertex["error"] = json!(error),
+            State::Canceled => vertex["error"] = json!("context canceled"),
+            State::Running | State::Done(_) => {}
+        }
+        vertex
+    }
+
+    fn send(&self, status: &Value) {
+        write(&self.out, &format!("{status}\n"));
+    }
+
+    fn send_vertex(&self, node: NodeId, step: &Step) {
+        self.send(&json!({ "vertexes": [self.vertex(node, step)] }));
+    }
+}
+
+/// Go's JSON time: RFC 3339 UTC with nanoseconds.
+fn timestamp(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let seconds = strata_exporter::rfc3339(since.as_secs() as i64);
+    format!("{}.{:09}Z", seconds.trim_end_matches('Z'), since.subsec_nanos())
+}
+
+impl Progress for RawJson {
+    fn started(&self, node: NodeId, description: &str) {
+        self.send_vertex(node, &self.steps.start(node, description));
+    }
+
+    fn output(&self, node: NodeId, line: &str) {
+        self.steps.output(node, line);
+        let data = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
+        let log = json!({ "vertex": self.digest(node), "stream": 1, "data": data, "timestamp": timestamp(SystemTime::now()) });
+        self.send(&json!({ "logs": [log] }));
+    }
+
+    fn cached(&self, node: NodeId, description: &str) {
+        self.send_vertex(node, &self.steps.cached(node, description));
+    }
+
+    fn finished(&self, node: NodeId, elapsed: Duration) {
+        self.send_vertex(node, &self.steps.finished(node, elapsed));
+    }
+
+    fn failed(&self, node: NodeId, error: &str) {
+        self.send_vertex(node, &self.steps.failed(node, error));
+    }
+}
+
+impl BuildProgress for RawJson {
+    fn end(&self, end: End<'_>) {
+        if end == End::Canceled {
+            for (node, step) in self.steps.cancel_running() {
+                self.send_vertex(node, &step);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_llb::{NodeMeta, Op, SourceOp};
+
+    use super::*;
+    use crate::cmd::build::progress::test_out::Buffer;
+
+    #[test]
+    fn updates_are_solve_status_json_lines() {
+        let mut graph = Graph::default();
+        let meta = NodeMeta { description: "[1/2] FROM busybox".into(), ..Default::default() };
+        let context = SourceOp::Local { name: "context".into(), include: vec![], exclude: vec![] };
+        let base = graph.add(Op::Source(context), vec![], meta);
+        let buffer = Buffer::default();
+        let progress = RawJson::new(Steps::new([b"s3cret".as_slice()]), &graph, buffer.out());
+        progress.started(base, "[1/2] FROM busybox s3cret");
+        progress.output(base, "hello");
+        progress.finished(base, Duration::from_millis(3));
+        progress.end(End::Built("sha256:abc"));
+        let lines: Vec<Value> = buffer.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "one object per update and no summary: {lines:?}");
+        let digest = graph.node(base).digest.to_string();
+        let started = &lines[0]["vertexes"][0];
+        assert_eq!(started["digest"], digest.as_str());
+        assert_eq!(started["name"], "[1/2] FROM busybox ****");
+        assert!(started["started"].as_str().unwrap().ends_with('Z'), "{started}");
+        assert!(started.get("completed").is_none(), "{started}");
+        let log = &lines[1]["logs"][0];
+        assert_eq!(log["vertex"], digest.as_str());
+        assert_eq!(log["stream"], 1);
+        assert_eq!(log["data"], "aGVsbG8K", "base64 of the line with its newline");
+        assert!(log["timestamp"].is_string());
+        let done = &lines[2]["vertexes"][0];
+        assert!(done["completed"].is_string() && done.get("cached").is_none(), "{done}");
+    }
+
+    #[test]
+    fn times_are_go_json_times() {
+        let time = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
+        assert_eq!(timestamp(time), "2023-11-14T22:13:20.000000005Z");
+    }
+}

@@ -13,11 +13,11 @@ use strata_snapshotter::snapshot;
 use strata_snapshotter::{ContentStore, Digest, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
 
-use super::BuildArgs;
 use super::images::StoreResolver;
 use super::output::Output;
 use super::progress::{self, End};
 use super::signals::{self, Interrupts};
+use super::{BuildArgs, run_options};
 use crate::cmd::push::push_image;
 use crate::cmd::store::{Stores, reference};
 use crate::cmd::{CliError, Globals};
@@ -54,6 +54,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
+    let (solver, _agents) = run_options::apply(solver, args)?;
     let solver = solver.build();
     let solved = match runtime.block_on(interrupts.during(solver.solve(&definition))) {
         Ok(solved) => solved.inspect_err(|_| progress.end(End::Failed)).map_err(CliError::from_display)?,

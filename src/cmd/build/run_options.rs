@@ -15,7 +15,9 @@ pub fn apply(mut solver: SolverBuilder, args: &BuildArgs) -> Result<(SolverBuild
             // RUN steps get the host's network by default already; nothing more to grant.
             "network.host" => {}
             other => {
-                return Err(CliError(format!("--allow {other}: unknown entitlement (network.host, security.insecure)")));
+                return Err(CliError(format!(
+                    "--allow {other}: unknown entitlement (network.host, security.insecure)"
+                )));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Ctrl-C and SIGTERM during `strata build`: the first one while steps run cancels the solve (the solver's
-//! drop kills running containers and removes their unfinished snapshots, so nothing is recorded); any other
-//! ends the process at once, as the default action would. Either way the exit code is 128 + the signal.
+//! drop kills running containers and removes their unfinished snapshots, so nothing is recorded) and exits
+//! with 128 + the signal; one outside the solve exits at once with that code, and a second one during the
+//! cleanup ends the process as the default action does.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ impl Interrupts {
                 // wait for the cleanup.
                 if during_solve.swap(false, Ordering::SeqCst) {
                     let _ = sender.send(Some(signal));
+                    // The runtime that listens here shuts down during the cleanup; a second signal must still
+                    // end the process then.
+                    restore_default_actions();
                 } else {
                     std::process::exit(Interrupted(signal).exit_code());
                 }
@@ -70,6 +74,14 @@ impl Interrupts {
         };
         self.solving.store(false, Ordering::SeqCst);
         result
+    }
+}
+
+/// Gives SIGINT and SIGTERM their default action (ending the process) back.
+fn restore_default_actions() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL installs no handler; this only replaces tokio's, which nothing waits on any more.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
 }
 

@@ -24,8 +24,8 @@ pub struct Tty {
     steps: Steps,
     multi: MultiProgress,
     header: ProgressBar,
-    /// Each shown step's line and the bar under it holding its output.
-    bars: Mutex<HashMap<NodeId, (ProgressBar, ProgressBar)>>,
+    /// Each shown step's line, and the bar under it holding its output once it printed some.
+    bars: Mutex<HashMap<NodeId, (ProgressBar, Option<ProgressBar>)>>,
 }
 
 /// `{secs}`: the bar's elapsed time as BuildKit shows it, `3.2s`.
@@ -52,17 +52,21 @@ impl Tty {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         let (line, log) = bars.entry(node).or_insert_with(|| {
             let line = self.multi.add(ProgressBar::new_spinner().with_style(style(" => {wide_msg} {secs}")));
-            let log = self.multi.insert_after(&line, ProgressBar::new_spinner().with_style(style("{msg:.dim}")));
             line.enable_steady_tick(TICK);
-            (line, log)
+            (line, None)
         });
-        let width = terminal_width().saturating_sub(10).max(20);
         let mark = match &step.state {
             State::Running => {
-                let shown = step.tail.iter().skip(step.tail.len().saturating_sub(SHOWN));
-                let lines: Vec<String> = shown.map(|l| format!(" => => # {}", truncate(l, width))).collect();
-                log.set_message(lines.join("\n"));
                 line.set_message(step.name.clone());
+                if !step.tail.is_empty() {
+                    let log = log.get_or_insert_with(|| {
+                        self.multi.insert_after(line, ProgressBar::new_spinner().with_style(style("{msg:.dim}")))
+                    });
+                    let width = terminal_width().saturating_sub(10).max(20);
+                    let shown = step.tail.iter().skip(step.tail.len().saturating_sub(SHOWN));
+                    let lines: Vec<String> = shown.map(|l| format!(" => => # {}", truncate(l, width))).collect();
+                    log.set_message(lines.join("\n"));
+                }
                 return self.count(&bars);
             }
             State::Done(_) => "",
@@ -78,13 +82,15 @@ impl Tty {
         line.set_style(style(" => {wide_msg} {prefix}"));
         line.set_prefix(format!("{:.1}s", time.as_secs_f64()));
         line.finish_with_message(format!("{mark}{}", step.name));
-        log.finish_and_clear();
-        self.multi.remove(log);
+        if let Some(log) = log.take() {
+            log.finish_and_clear();
+            self.multi.remove(&log);
+        }
         self.count(&bars);
     }
 
     /// The header's `(complete/seen)` count.
-    fn count(&self, bars: &HashMap<NodeId, (ProgressBar, ProgressBar)>) {
+    fn count(&self, bars: &HashMap<NodeId, (ProgressBar, Option<ProgressBar>)>) {
         let done = bars.values().filter(|(line, _)| line.is_finished()).count();
         self.header.set_message(format!("({done}/{})", bars.len()));
     }
@@ -154,6 +160,25 @@ impl BuildProgress for Tty {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn every_update_and_ending_renders_without_a_terminal() {
+        // Without a terminal indicatif draws nothing, but every path of the view still runs.
+        let tty = Tty::new(Steps::new([]));
+        tty.started(NodeId(0), "[1/3] RUN echo");
+        (0..10).for_each(|i| tty.output(NodeId(0), &format!("line {i}")));
+        tty.cached(NodeId(1), "[2/3] COPY . /");
+        tty.finished(NodeId(0), Duration::from_millis(20));
+        tty.started(NodeId(2), "[3/3] RUN false");
+        tty.failed(NodeId(2), "exit code: 1");
+        tty.started(NodeId(3), "[3/3] RUN sleep 60");
+        tty.end(End::Canceled);
+        assert_eq!(tty.header.message(), "(4/4)");
+        let bars = tty.bars.lock().unwrap();
+        assert!(bars.values().all(|(line, log)| line.is_finished() && log.is_none()));
+    }
+
     #[test]
     fn long_lines_are_cut_to_the_width() {
         assert_eq!(super::truncate("héllo world", 5), "héllo");

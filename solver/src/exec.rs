@@ -225,9 +225,7 @@ pub(crate) async fn run(
         return Err(Error::ProcessFailed { command, code });
     }
     if !stubs.is_empty() {
-        // Mounted until the commit unmounts it.
-        let dir = tokio::task::block_in_place(|| root.mount())?;
-        stubs.remove(&dir)?;
+        tokio::task::block_in_place(|| stubs.remove(&root.writes_dir()?))?;
     }
     Ok(root)
 }

@@ -1,6 +1,8 @@
 //! The mount points the runtime creates in a RUN step's root for its mounts (`/run/secrets/id`,
 //! `/run/buildkit/ssh_agent.0`, ...) are removed after the step while still empty, keeping the parent's times
 //! as they were before the removal, so they never reach the layer: BuildKit's `executor/stubs.go` does the same.
+//! They are found in the mounted tree (symlinks resolved) and removed from the snapshot's own writes (an
+//! overlay upper directory holds a path that did not exist below as a plain entry, so no whiteout is needed).
 
 use std::fs::{self, FileTimes};
 use std::path::{Path, PathBuf};
@@ -8,10 +10,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{IoContext, Result};
 use crate::file::resolve_in_root;
 
-/// Container paths that did not exist before the step, deepest first for each mount target.
+/// Paths, relative to the root with symlinks resolved, that did not exist before the step; deepest first for
+/// each mount target.
 #[derive(Debug, Default)]
 pub(crate) struct Stubs {
-    paths: Vec<String>,
+    paths: Vec<PathBuf>,
 }
 
 impl Stubs {
@@ -25,7 +28,7 @@ impl Stubs {
                 if host.symlink_metadata().is_ok() {
                     break;
                 }
-                paths.push(path.to_string_lossy().into_owned());
+                paths.push(host.strip_prefix(root).unwrap_or(&host).to_owned());
                 path = path.parent().unwrap_or(Path::new("/"));
             }
         }
@@ -37,10 +40,12 @@ impl Stubs {
         self.paths.is_empty()
     }
 
-    /// Removes the stubs that are still empty files or directories from the mounted tree `root`.
-    pub(crate) fn remove(&self, root: &Path) -> Result<()> {
-        for path in &self.paths {
-            let host = resolve_in_root(root, path, false)?;
+    /// Removes the stubs that are still empty files or directories from `writes`, the directory the step's
+    /// changes are in.
+    pub(crate) fn remove(&self, writes: &Path) -> Result<()> {
+        for relative in &self.paths {
+            let host = writes.join(relative);
+            let path = relative.display();
             let Ok(meta) = host.symlink_metadata() else { continue };
             let empty = if meta.is_dir() {
                 fs::read_dir(&host).io_context(|| format!("reading {path}"))?.next().is_none()
@@ -50,7 +55,7 @@ impl Stubs {
             if !empty {
                 continue;
             }
-            let parent = host.parent().map(PathBuf::from).unwrap_or_else(|| root.to_owned());
+            let parent = host.parent().map(PathBuf::from).unwrap_or_else(|| writes.to_owned());
             let times = fs::metadata(&parent).io_context(|| format!("reading the times of {path}'s parent"))?;
             if meta.is_dir() { fs::remove_dir(&host) } else { fs::remove_file(&host) }
                 .io_context(|| format!("removing the mount point {path}"))?;
@@ -76,7 +81,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         fs::create_dir(root.path().join("run")).unwrap();
         let stubs = Stubs::find(root.path(), ["/run/buildkit/ssh_agent.0", "/run/secrets/kept"]).unwrap();
-        assert_eq!(stubs.paths, ["/run/buildkit/ssh_agent.0", "/run/buildkit", "/run/secrets/kept", "/run/secrets"]);
+        let expected = ["run/buildkit/ssh_agent.0", "run/buildkit", "run/secrets/kept", "run/secrets"];
+        assert_eq!(stubs.paths, expected.map(PathBuf::from));
         // What the runtime creates, and a file the step wrote where a mount point was.
         fs::create_dir_all(root.path().join("run/buildkit")).unwrap();
         fs::write(root.path().join("run/buildkit/ssh_agent.0"), "").unwrap();

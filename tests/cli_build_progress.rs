@@ -179,3 +179,19 @@ fn ctrl_c_stops_the_running_step_and_records_nothing() {
     let err = build(&registry, &other, "plain");
     assert!(err.contains("strata: built in"), "the root still builds:\n{err}");
 }
+
+#[test]
+fn tty_progress_refuses_a_standard_error_that_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin!("strata"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(["build", "--progress", "tty"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("--progress=tty: standard error is not a terminal"), "{err}");
+}

@@ -21,15 +21,33 @@ pub fn apply(mut solver: SolverBuilder, args: &BuildArgs) -> Result<(SolverBuild
             }
         }
     }
-    let network = match args.network.as_deref() {
-        None | Some("default") => NetworkMode::Default,
-        Some("none") => NetworkMode::None,
-        Some("host") => NetworkMode::Host,
-        Some(other) => return Err(CliError(format!("--network {other}: must be default, none or host"))),
-    };
+    let network = network_mode(args.network.as_deref())?;
     let agents = agents(&args.ssh)?;
     for (id, socket) in &agents.sockets {
         solver = solver.ssh(id, socket);
     }
     Ok((solver.network(network), agents))
+}
+
+/// `--network`: buildx's `default`, `none` and `host`.
+fn network_mode(flag: Option<&str>) -> Result<NetworkMode, CliError> {
+    match flag {
+        None | Some("default") => Ok(NetworkMode::Default),
+        Some("none") => Ok(NetworkMode::None),
+        Some("host") => Ok(NetworkMode::Host),
+        Some(other) => Err(CliError(format!("--network {other}: must be default, none or host"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes_are_buildx_names() {
+        assert_eq!(network_mode(None).unwrap(), NetworkMode::Default);
+        assert_eq!(network_mode(Some("none")).unwrap(), NetworkMode::None);
+        assert_eq!(network_mode(Some("host")).unwrap(), NetworkMode::Host);
+        assert!(network_mode(Some("bridge")).unwrap_err().0.contains("--network bridge"));
+    }
 }

@@ -49,8 +49,7 @@ impl Interrupts {
                     _ = interrupt.recv() => libc::SIGINT,
                     _ = terminate.recv() => libc::SIGTERM,
                 };
-                // Only the first signal of a solve cancels it; a second one, or one outside the solve, does not
-                // wait for the cleanup.
+                // A signal during the solve cancels it; one outside the solve ends the process at once.
                 if during_solve.swap(false, Ordering::SeqCst) {
                     let _ = sender.send(Some(signal));
                     // The runtime that listens here shuts down during the cleanup; a second signal must still

@@ -54,12 +54,13 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
-    let (solver, _agents) = run_options::apply(solver, args)?;
+    let (solver, agents) = run_options::apply(solver, args)?;
     let solver = solver.build();
     let solved = match runtime.block_on(interrupts.during(solver.solve(&definition))) {
         Ok(solved) => solved.inspect_err(|_| progress.end(End::Failed)).map_err(CliError::from_display)?,
         Err(interrupted) => {
             progress.end(End::Canceled);
+            drop(agents);
             signals::exit_canceled(runtime, interrupted)
         }
     };

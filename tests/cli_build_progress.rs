@@ -36,7 +36,7 @@ fn plain_progress_prints_buildkit_blocks_and_a_summary() {
     let lines: Vec<&str> = err.lines().collect();
     let run = lines.iter().find(|l| l.ends_with("RUN echo first-line && echo second-line")).expect(&err);
     let number = run.split(' ').next().unwrap();
-    assert!(number.starts_with('#') && run.contains(" 2/3] RUN"), "{err}");
+    assert!(number.starts_with('#') && run.contains("#2 [2/3] RUN echo"), "{err}");
     let output = lines.iter().find(|l| l.ends_with(" first-line")).expect(&err);
     let words: Vec<&str> = output.split(' ').collect();
     assert_eq!(words[0], number, "{err}");

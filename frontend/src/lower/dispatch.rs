@@ -170,11 +170,14 @@ impl<'a> Lowering<'a> {
         Ok(self.image_node(&resolved.reference, platform))
     }
 
-    /// Progress label and cache settings of a node made for `step`.
+    /// Progress label and cache settings of a node made for `step`. The label is BuildKit's (dockerfile2llb's
+    /// `prefixCommand`): `[stage i/n]`, without the stage in a one-stage Dockerfile, `i` padded to `n`'s width.
     pub(super) fn meta(&self, stage: &Stage, node: &Node, number: usize, total: usize) -> NodeMeta {
         let name = stage.display_name();
+        let prefix = if self.stages.stages.len() == 1 { String::new() } else { format!("{name} ") };
+        let width = total.to_string().len();
         NodeMeta {
-            description: format!("[{name} {number}/{total}] {}", node.original.trim()),
+            description: format!("[{prefix}{number:>width$}/{total}] {}", node.original.trim()),
             line: Some(node.span.start.line),
             ignore_cache: self.options.no_cache || self.options.no_cache_filter.contains(&name),
             stage: Some(name),

@@ -55,7 +55,8 @@ impl Tty {
             line.enable_steady_tick(TICK);
             (line, None)
         });
-        let mark = match &step.state {
+        // BuildKit's colours: finished steps blue, failed ones red, canceled ones yellow.
+        let (mark, colour) = match &step.state {
             State::Running => {
                 line.set_message(step.name.clone());
                 if !step.tail.is_empty() {
@@ -69,17 +70,17 @@ impl Tty {
                 }
                 return self.count(&bars);
             }
-            State::Done(_) => "",
-            State::Cached => "CACHED ",
-            State::Failed(_) => "ERROR ",
-            State::Canceled => "CANCELED ",
+            State::Done(_) => ("", "blue"),
+            State::Cached => ("CACHED ", "blue"),
+            State::Failed(_) => ("ERROR ", "red"),
+            State::Canceled => ("CANCELED ", "yellow"),
         };
         let time = match step.state {
             State::Done(elapsed) => elapsed,
             State::Cached => Duration::ZERO,
             _ => step.started.elapsed(),
         };
-        line.set_style(style(" => {wide_msg} {prefix}"));
+        line.set_style(style(&format!(" => {{wide_msg:.{colour}}} {{prefix:.{colour}}}")));
         line.set_prefix(format!("{:.1}s", time.as_secs_f64()));
         line.finish_with_message(format!("{mark}{}", step.name));
         if let Some(log) = log.take() {

@@ -160,7 +160,11 @@ impl<'a> Lowering<'a> {
         let exclude = self.options.ignore_patterns.clone();
         *self.context.get_or_insert_with(|| {
             let op = Op::Source(SourceOp::Local { name: "context".into(), include: Vec::new(), exclude });
-            self.graph.add(op, Vec::new(), NodeMeta { description: "load build context".into(), ..Default::default() })
+            self.graph.add(
+                op,
+                Vec::new(),
+                NodeMeta { description: "[internal] load build context".into(), ..Default::default() },
+            )
         })
     }
 
@@ -191,7 +195,8 @@ impl<'a> Lowering<'a> {
 
     fn image_node(&mut self, reference: &str, platform: &Platform) -> NodeId {
         let op = Op::Source(SourceOp::Image { reference: reference.to_owned(), platform: platform.clone() });
-        let meta = NodeMeta { description: format!("load metadata for {reference}"), ..Default::default() };
+        // BuildKit names its own vertices `[internal] ...`.
+        let meta = NodeMeta { description: format!("[internal] load metadata for {reference}"), ..Default::default() };
         self.graph.add(op, Vec::new(), meta)
     }
 

@@ -15,7 +15,7 @@ use crate::file::resolve_in_root;
 use crate::snapshot::{ActiveTree, ReadTree};
 use crate::ssh::AgentProxy;
 use crate::stubs::Stubs;
-use crate::{Inner, Progress};
+use crate::{Inner, Progress, Stream};
 
 /// What keeps an exec's extra mounts alive until the process is gone.
 #[derive(Default)]
@@ -214,8 +214,8 @@ pub(crate) async fn run(
     let mut container =
         inner.runtime.spawn(&spec).map_err(|source| Error::Runtime { command: command.clone(), source })?;
     let progress = inner.progress.clone();
-    let out = container.stdout().map(|s| tokio::spawn(forward_lines(s, progress.clone(), node)));
-    let err = container.stderr().map(|s| tokio::spawn(forward_lines(s, progress, node)));
+    let out = container.stdout().map(|s| tokio::spawn(forward_lines(s, Stream::Stdout, progress.clone(), node)));
+    let err = container.stderr().map(|s| tokio::spawn(forward_lines(s, Stream::Stderr, progress, node)));
     let code = container.wait().await.map_err(|source| Error::Runtime { command: command.clone(), source })?;
     for task in [out, err].into_iter().flatten() {
         let _ = task.await;
@@ -231,10 +231,15 @@ pub(crate) async fn run(
 }
 
 /// Sends each line of `stream` to the progress sink.
-async fn forward_lines(stream: impl AsyncRead + Unpin, progress: std::sync::Arc<dyn Progress>, node: NodeId) {
-    let mut lines = BufReader::new(stream).lines();
+async fn forward_lines(
+    output: impl AsyncRead + Unpin,
+    stream: Stream,
+    progress: std::sync::Arc<dyn Progress>,
+    node: NodeId,
+) {
+    let mut lines = BufReader::new(output).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        progress.output(node, &line);
+        progress.output(node, stream, &line);
     }
 }
 

@@ -33,14 +33,23 @@ pub use snapshot::ReadTree;
 pub trait Progress: Send + Sync {
     /// A node's work starts.
     fn started(&self, _node: NodeId, _description: &str) {}
-    /// A line a RUN step printed.
-    fn output(&self, _node: NodeId, _line: &str) {}
+    /// A line a RUN step printed on `stream`.
+    fn output(&self, _node: NodeId, _stream: Stream, _line: &str) {}
     /// A node's result came from the cache.
     fn cached(&self, _node: NodeId, _description: &str) {}
     /// A node's work finished.
     fn finished(&self, _node: NodeId, _elapsed: Duration) {}
     /// A node's work failed.
     fn failed(&self, _node: NodeId, _error: &str) {}
+}
+
+/// Which output of a RUN step a line comes from; the numbers are BuildKit's log stream numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout = 1,
+    /// Standard error.
+    Stderr = 2,
 }
 
 /// Progress that goes nowhere.

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use strata_llb::NodeId;
-use strata_solver::Progress;
+use strata_solver::{Progress, Stream};
 
 use super::state::{State, Step, Steps, log_time};
 use super::{BuildProgress, End, Out, write};
@@ -70,7 +70,7 @@ impl Progress for Plain {
         self.print(&self.steps.start(node, description), &[]);
     }
 
-    fn output(&self, node: NodeId, line: &str) {
+    fn output(&self, node: NodeId, _stream: Stream, line: &str) {
         let (step, since) = self.steps.output(node, line);
         self.print(&step, &[format!("{} {line}", log_time(since))]);
     }
@@ -129,7 +129,7 @@ mod tests {
         let (plain, buffer) = plain();
         plain.cached(NodeId(0), "[1/3] FROM docker.io/library/busybox");
         plain.started(NodeId(1), "[2/3] RUN echo hi");
-        plain.output(NodeId(1), "hi");
+        plain.output(NodeId(1), Stream::Stdout, "hi");
         plain.finished(NodeId(1), Duration::from_millis(120));
         plain.end(End::Built("sha256:abc"));
         let text = buffer.text();
@@ -147,7 +147,7 @@ mod tests {
         let (plain, buffer) = plain();
         plain.started(NodeId(0), "[a 1/2] RUN sleep 1");
         plain.started(NodeId(1), "[b 1/2] RUN echo b");
-        plain.output(NodeId(0), "a");
+        plain.output(NodeId(0), Stream::Stdout, "a");
         plain.failed(NodeId(0), "exit code: 1");
         plain.end(End::Failed);
         assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde_json::{Value, json};
 use strata_llb::{Graph, NodeId};
-use strata_solver::Progress;
+use strata_solver::{Progress, Stream};
 
 use super::state::{State, Step, Steps};
 use super::{BuildProgress, End, Out, write};
@@ -81,10 +81,11 @@ impl Progress for RawJson {
         self.send_vertex(node, &self.steps.start(node, description));
     }
 
-    fn output(&self, node: NodeId, line: &str) {
+    fn output(&self, node: NodeId, stream: Stream, line: &str) {
         self.steps.output(node, line);
         let data = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
-        let log = json!({ "vertex": self.digest(node), "stream": 1, "data": data, "timestamp": timestamp(SystemTime::now()) });
+        let now = timestamp(SystemTime::now());
+        let log = json!({ "vertex": self.digest(node), "stream": stream as u8, "data": data, "timestamp": now });
         self.send(&json!({ "logs": [log] }));
     }
 
@@ -127,11 +128,12 @@ mod tests {
         let buffer = Buffer::default();
         let progress = RawJson::new(Steps::new([b"s3cret".as_slice()]), &graph, buffer.out());
         progress.started(base, "[1/2] FROM busybox s3cret");
-        progress.output(base, "hello");
+        progress.output(base, Stream::Stdout, "hello");
+        progress.output(base, Stream::Stderr, "oops");
         progress.finished(base, Duration::from_millis(3));
         progress.end(End::Built("sha256:abc"));
         let lines: Vec<Value> = buffer.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 3, "one object per update and no summary: {lines:?}");
+        assert_eq!(lines.len(), 4, "one object per update and no summary: {lines:?}");
         let digest = graph.node(base).digest.to_string();
         let started = &lines[0]["vertexes"][0];
         assert_eq!(started["digest"], digest.as_str());
@@ -143,7 +145,8 @@ mod tests {
         assert_eq!(log["stream"], 1);
         assert_eq!(log["data"], "aGVsbG8K", "base64 of the line with its newline");
         assert!(log["timestamp"].is_string());
-        let done = &lines[2]["vertexes"][0];
+        assert_eq!(lines[2]["logs"][0]["stream"], 2, "standard error");
+        let done = &lines[3]["vertexes"][0];
         assert!(done["completed"].is_string() && done.get("cached").is_none(), "{done}");
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use strata_llb::NodeId;
-use strata_solver::Progress;
+use strata_solver::{Progress, Stream};
 
 use super::state::{State, Step, Steps};
 use super::{BuildProgress, End};
@@ -121,7 +121,7 @@ impl Progress for Tty {
         self.show(node, &self.steps.start(node, description));
     }
 
-    fn output(&self, node: NodeId, line: &str) {
+    fn output(&self, node: NodeId, _stream: Stream, line: &str) {
         self.show(node, &self.steps.output(node, line).0);
     }
 
@@ -168,7 +168,7 @@ mod tests {
         // Without a terminal indicatif draws nothing, but every path of the view still runs.
         let tty = Tty::new(Steps::new([]));
         tty.started(NodeId(0), "[1/3] RUN echo");
-        (0..10).for_each(|i| tty.output(NodeId(0), &format!("line {i}")));
+        (0..10).for_each(|i| tty.output(NodeId(0), Stream::Stdout, &format!("line {i}")));
         tty.cached(NodeId(1), "[2/3] COPY . /");
         tty.finished(NodeId(0), Duration::from_millis(20));
         tty.started(NodeId(2), "[3/3] RUN false");

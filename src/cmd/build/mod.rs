@@ -69,8 +69,8 @@ pub struct BuildArgs {
     /// Shorthand for `--output=type=image,push=true`.
     #[arg(long)]
     pub push: bool,
-    /// How to show progress.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    /// How to show progress (default from `BUILDKIT_PROGRESS`, as buildx reads it).
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "BUILDKIT_PROGRESS")]
     pub progress: Progress,
     /// Set metadata for the image (`KEY=VALUE`).
     #[arg(long = "label", value_name = "KEY=VALUE")]

@@ -7,12 +7,46 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use serde_json::{Value, json};
+use serde::Serialize;
 use strata_llb::{Graph, NodeId};
 use strata_solver::{Progress, Stream};
 
 use super::state::{State, Step, Steps};
 use super::{BuildProgress, End, Out, write};
+
+/// BuildKit's `SolveStatus`, its fields in Go's order; empty ones are left out as Go's `omitempty` does.
+#[derive(Debug, Default, Serialize)]
+struct SolveStatus<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vertexes: Vec<Vertex<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    logs: Vec<VertexLog<'a>>,
+}
+
+/// BuildKit's `Vertex`.
+#[derive(Debug, Serialize)]
+struct Vertex<'a> {
+    digest: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    inputs: &'a [String],
+    name: &'a str,
+    started: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cached: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// BuildKit's `VertexLog`: `data` is bytes, which Go's JSON writes in base64.
+#[derive(Debug, Serialize)]
+struct VertexLog<'a> {
+    vertex: &'a str,
+    stream: u8,
+    data: String,
+    timestamp: String,
+}
 
 /// Prints JSON lines.
 pub struct RawJson {
@@ -40,32 +74,29 @@ impl RawJson {
         self.vertices.get(&node).map_or("", |(digest, _)| digest)
     }
 
-    /// The vertex object of `step`.
-    fn vertex(&self, node: NodeId, step: &Step) -> Value {
+    fn send(&self, status: &SolveStatus<'_>) {
+        let line = serde_json::to_string(status).expect("a SolveStatus always serializes");
+        write(&self.out, &format!("{line}\n"));
+    }
+
+    /// Sends the vertex of `step`.
+    fn send_vertex(&self, node: NodeId, step: &Step) {
         let now = SystemTime::now();
         let started = now.checked_sub(step.started.elapsed()).unwrap_or(now);
-        let mut vertex = json!({ "digest": self.digest(node), "name": step.name, "started": timestamp(started) });
-        if let Some((_, inputs)) = self.vertices.get(&node).filter(|(_, inputs)| !inputs.is_empty()) {
-            vertex["inputs"] = json!(inputs);
-        }
-        if step.is_complete() {
-            vertex["completed"] = json!(timestamp(now));
-        }
-        match &step.state {
-            State::Cached => vertex["cached"] = json!(true),
-            State::Failed(error) => vertex["error"] = json!(error),
-            State::Canceled => vertex["error"] = json!("context canceled"),
-            State::Running | State::Done(_) => {}
-        }
-        vertex
-    }
-
-    fn send(&self, status: &Value) {
-        write(&self.out, &format!("{status}\n"));
-    }
-
-    fn send_vertex(&self, node: NodeId, step: &Step) {
-        self.send(&json!({ "vertexes": [self.vertex(node, step)] }));
+        let vertex = Vertex {
+            digest: self.digest(node),
+            inputs: self.vertices.get(&node).map_or(&[], |(_, inputs)| inputs.as_slice()),
+            name: &step.name,
+            started: timestamp(started),
+            completed: step.is_complete().then(|| timestamp(now)),
+            cached: step.state == State::Cached,
+            error: match &step.state {
+                State::Failed(error) => Some(error),
+                State::Canceled => Some("context canceled"),
+                State::Running | State::Done(_) | State::Cached => None,
+            },
+        };
+        self.send(&SolveStatus { vertexes: vec![vertex], ..Default::default() });
     }
 }
 
@@ -84,9 +115,13 @@ impl Progress for RawJson {
     fn output(&self, node: NodeId, stream: Stream, line: &str) {
         self.steps.output(node, line);
         let data = base64::engine::general_purpose::STANDARD.encode(format!("{line}\n"));
-        let now = timestamp(SystemTime::now());
-        let log = json!({ "vertex": self.digest(node), "stream": stream as u8, "data": data, "timestamp": now });
-        self.send(&json!({ "logs": [log] }));
+        let log = VertexLog {
+            vertex: self.digest(node),
+            stream: stream as u8,
+            data,
+            timestamp: timestamp(SystemTime::now()),
+        };
+        self.send(&SolveStatus { logs: vec![log], ..Default::default() });
     }
 
     fn cached(&self, node: NodeId, description: &str) {
@@ -116,6 +151,8 @@ impl BuildProgress for RawJson {
 mod tests {
     use strata_llb::{NodeMeta, Op, SourceOp};
 
+    use serde_json::Value;
+
     use super::*;
     use crate::cmd::build::progress::test_out::Buffer;
 
@@ -132,7 +169,12 @@ mod tests {
         progress.output(base, Stream::Stderr, "oops");
         progress.finished(base, Duration::from_millis(3));
         progress.end(End::Built("sha256:abc"));
-        let lines: Vec<Value> = buffer.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let text = buffer.text();
+        let last = text.lines().last().unwrap();
+        assert!(last.starts_with(r#"{"vertexes":[{"digest":"blake3:"#), "{last}");
+        let order = ["\"name\"", "\"started\"", "\"completed\""].map(|key| last.find(key).unwrap());
+        assert!(order.is_sorted(), "Go's field order: {last}");
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 4, "one object per update and no summary: {lines:?}");
         let digest = graph.node(base).digest.to_string();
         let started = &lines[0]["vertexes"][0];

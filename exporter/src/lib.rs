@@ -12,7 +12,7 @@ mod local;
 mod oci_layout;
 
 pub use format::{DOCKER_CONFIG, DOCKER_MANIFEST, ImageFormat};
-pub use image::{ExportOptions, Image, assemble};
+pub use image::{ExportOptions, Image, assemble, rfc3339};
 pub use local::{write_local, write_tar_fs};
 pub use oci_layout::{write_docker_tar, write_docker_tar_to, write_oci_layout, write_oci_tar, write_oci_tar_to};
 

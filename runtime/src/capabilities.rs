@@ -1,5 +1,6 @@
 //! Docker's default capability set: everything else is dropped from the bounding set, and the process keeps
-//! only these as root (a non-root user loses them on `setuid`, as with Docker).
+//! only these as root (a non-root user loses them on `setuid`, as with Docker). A privileged process keeps
+//! every capability instead.
 
 use crate::error::{Context, Result};
 
@@ -38,14 +39,24 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Limits the process to Docker's default set: bounding, effective and permitted become that set;
-/// inheritable and ambient become empty (inheritable caps leaked into exec'd programs: CVE-2022-24769).
-pub(crate) fn restrict_to_default_set() -> Result<()> {
+/// Limits the process to Docker's default set, or with `privileged` to every capability it has (its bounding
+/// set: the caller may itself run with fewer than the kernel knows, and capset cannot add any):
+/// bounding, effective and permitted become that set; inheritable and ambient become empty (inheritable caps
+/// leaked into exec'd programs: CVE-2022-24769).
+pub(crate) fn restrict(privileged: bool) -> Result<()> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .unwrap_or(40);
-    for cap in (0..=last).filter(|cap| !DOCKER_DEFAULT.contains(cap)) {
+    let granted: Vec<u32> = if privileged {
+        // SAFETY: PR_CAPBSET_READ takes a capability number and touches no memory.
+        (0..=last)
+            .filter(|&cap| unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } == 1)
+            .collect()
+    } else {
+        DOCKER_DEFAULT.to_vec()
+    };
+    for cap in (0..=last).filter(|cap| !granted.contains(cap)) {
         // SAFETY: PR_CAPBSET_DROP takes a capability number and touches no memory.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
             return Err(std::io::Error::last_os_error())
@@ -56,7 +67,7 @@ pub(crate) fn restrict_to_default_set() -> Result<()> {
     // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL touches no memory.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     let mut data = [CapData::default(); 2];
-    for cap in DOCKER_DEFAULT {
+    for cap in granted {
         let word = &mut data[(cap / 32) as usize];
         word.effective |= 1 << (cap % 32);
         word.permitted |= 1 << (cap % 32);
@@ -64,7 +75,7 @@ pub(crate) fn restrict_to_default_set() -> Result<()> {
     let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
     // SAFETY: capset reads the header and two data words, both valid for the call.
     if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error()).context(|| "setting Docker's default capabilities".to_owned());
+        return Err(std::io::Error::last_os_error()).context(|| "setting the container's capabilities".to_owned());
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, pipe2};
 
-use crate::capabilities::{restrict_to_default_set, set_no_new_privileges};
+use crate::capabilities::{restrict, set_no_new_privileges};
 use crate::error::{Context, Error, Result};
 use crate::handoff::{CONTROL_FD, InitConfig, REPORT_FD, Report, encode_report, receive_config};
 use crate::namespaces::{bring_up_loopback, set_hostname, unshare_namespaces};
@@ -183,7 +183,7 @@ fn prepare_and_exec(config: &InitConfig) -> Result<std::convert::Infallible> {
         nix::sys::resource::setrlimit(limit.resource.to_nix(), limit.soft, limit.hard)
             .context(|| format!("setting {:?} to {}:{}", limit.resource, limit.soft, limit.hard))?;
     }
-    restrict_to_default_set()?;
+    restrict(spec.privileged)?;
     let groups_allowed = config.user_namespace.as_ref().is_none_or(|plan| plan.allows_supplementary_groups());
     switch_user(&spec.user, &user, groups_allowed)?;
     set_no_new_privileges()?;

@@ -103,6 +103,7 @@ pub struct ProcessSpec {
     pub(crate) mounts: Vec<ContainerMount>,
     pub(crate) readonly_rootfs: bool,
     pub(crate) rlimits: Vec<Rlimit>,
+    pub(crate) privileged: bool,
 }
 
 impl ProcessSpec {
@@ -120,6 +121,7 @@ impl ProcessSpec {
                 mounts: Vec::new(),
                 readonly_rootfs: false,
                 rlimits: Vec::new(),
+                privileged: false,
             },
         }
     }
@@ -210,6 +212,13 @@ impl ProcessSpecBuilder {
     /// Makes `/` read-only (the mounts stay as they are).
     pub fn readonly_rootfs(mut self, readonly: bool) -> Self {
         self.spec.readonly_rootfs = readonly;
+        self
+    }
+
+    /// Gives the command every capability instead of Docker's default set (`RUN --security=insecure`,
+    /// `docker run --privileged`); a non-root user still loses them on `setuid`.
+    pub fn privileged(mut self, privileged: bool) -> Self {
+        self.spec.privileged = privileged;
         self
     }
 

@@ -217,6 +217,20 @@ fn capabilities_are_dockers_defaults_and_no_new_privs_is_set() {
 }
 
 #[test]
+fn a_privileged_command_keeps_every_capability() {
+    if !require_root("a_privileged_command_keeps_every_capability") {
+        return;
+    }
+    let busybox = Busybox::new();
+    // Every capability this test process has, which may be fewer than the kernel knows.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_owned();
+    let caps = "grep -E '^(CapEff|CapBnd|CapAmb)' /proc/self/status | tr -s '\\t' ' '";
+    let privileged = stdout_of(busybox.sh(caps).privileged(true));
+    assert_eq!(privileged, format!("CapEff: {all}\nCapBnd: {all}\nCapAmb: 0000000000000000"));
+}
+
+#[test]
 fn the_command_starts_with_default_signal_actions_even_when_the_caller_ignores_some() {
     if !require_root("the_command_starts_with_default_signal_actions_even_when_the_caller_ignores_some") {
         return;

@@ -77,6 +77,14 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// A step needs an entitlement the build was not granted; worded as BuildKit words it.
+    #[error("{step}: {entitlement} is not allowed (grant it with --allow {entitlement})")]
+    NotAllowed {
+        /// The step's description.
+        step: String,
+        /// `security.insecure`.
+        entitlement: &'static str,
+    },
     /// A worker task panicked (a bug; this keeps the message).
     #[error("a solver task panicked while these steps were unfinished: {steps}: {reason}")]
     Task {

@@ -1,18 +1,21 @@
-//! RUN: a process over a writable snapshot of its root input, with bind, cache, tmpfs and secret mounts.
-//! Output lines stream to the progress sink; a non-zero exit fails the step and discards the snapshot.
+//! RUN: a process over a writable snapshot of its root input, with bind, cache, tmpfs, secret and ssh mounts,
+//! its network, and all capabilities for `--security=insecure` when the build allows it. Output lines stream
+//! to the progress sink; a non-zero exit fails the step and discards the snapshot.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use strata_llb::{CacheSharing, ExecOp, MountKind, NetworkMode, NodeId};
+use strata_llb::{CacheSharing, Definition, ExecOp, MountKind, NetworkMode, NodeId, Op, SecurityMode};
 use strata_runtime::{Network, ProcessSpec, Rootfs};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::error::{Error, IoContext, Result};
 use crate::file::resolve_in_root;
 use crate::snapshot::{ActiveTree, ReadTree};
-use crate::{Inner, Progress};
+use crate::ssh::AgentProxy;
+use crate::stubs::Stubs;
+use crate::{Inner, Progress, Stream};
 
 /// What keeps an exec's extra mounts alive until the process is gone.
 #[derive(Default)]
@@ -21,6 +24,7 @@ struct MountHolds {
     scratch: Vec<ActiveTree>,
     dirs: Vec<tempfile::TempDir>,
     locks: Vec<fs::File>,
+    agents: Vec<AgentProxy>,
 }
 
 impl MountHolds {
@@ -50,6 +54,32 @@ fn lock_dir(dir: &Path, wait: bool) -> Result<Option<fs::File>> {
     }
 }
 
+/// Refuses a definition with a `RUN --security=insecure` step unless the build allows `security.insecure`,
+/// naming the step; checked before anything runs, as BuildKit checks entitlements when loading the definition
+/// (which, like the lowered graph, holds only what the target needs).
+pub(crate) fn check_entitlements(inner: &Inner, definition: &Definition) -> Result<()> {
+    if inner.allow_insecure {
+        return Ok(());
+    }
+    let insecure = definition
+        .graph
+        .nodes()
+        .iter()
+        .find(|node| matches!(&node.op, Op::Exec(exec) if exec.security == SecurityMode::Insecure));
+    match insecure {
+        Some(node) => Err(Error::NotAllowed { step: node.meta.description.clone(), entitlement: "security.insecure" }),
+        None => Ok(()),
+    }
+}
+
+/// The runtime's network for `mode`; a step that names none gets the build's default.
+fn network(mode: NetworkMode, default: NetworkMode) -> Network {
+    match (mode, default) {
+        (NetworkMode::None, _) | (NetworkMode::Default, NetworkMode::None) => Network::None,
+        (NetworkMode::Host, _) | (NetworkMode::Default, _) => Network::Host,
+    }
+}
+
 /// Runs `op` of node `node`; `inputs[i]` is input `i`'s snapshot (`None` for empty). Returns the root
 /// snapshot with the process's changes, still to be committed.
 /// With `fresh_cache_mounts` (a `--no-cache` step), cache mounts start empty and what they get is thrown away.
@@ -64,24 +94,31 @@ pub(crate) async fn run(
     let root_input = op.mounts.first().and_then(|m| m.input).and_then(|i| inputs.get(i).cloned().flatten());
     let snapshotter = inner.snapshotter.clone();
     let mut root = tokio::task::block_in_place(|| ActiveTree::prepare(&snapshotter, root_input.as_deref()))?;
-    if op.cwd != "/" {
-        // BuildKit creates the working directory if the image lacks it.
+    let targets: Vec<&str> = op.mounts.iter().skip(1).map(|m| m.target.as_str()).filter(|t| !t.is_empty()).collect();
+    let mut stubs = Stubs::default();
+    if op.cwd != "/" || !targets.is_empty() {
         let dir = tokio::task::block_in_place(|| root.mount())?;
-        let cwd = resolve_in_root(&dir, &op.cwd, true)?;
-        fs::create_dir_all(&cwd).io_context(|| format!("creating the working directory {}", op.cwd))?;
+        stubs = Stubs::find(&dir, targets)?;
+        if op.cwd != "/" {
+            // BuildKit creates the working directory if the image lacks it.
+            let cwd = resolve_in_root(&dir, &op.cwd, true)?;
+            fs::create_dir_all(&cwd).io_context(|| format!("creating the working directory {}", op.cwd))?;
+        }
         // The container mounts the snapshot itself; two overlay mounts must never share an upper directory.
         tokio::task::block_in_place(|| root.unmount())?;
     }
     let mut holds = MountHolds::default();
-    let network = match op.network {
-        NetworkMode::None => Network::None,
-        NetworkMode::Default | NetworkMode::Host => Network::Host,
-    };
     let mut builder = ProcessSpec::builder(Rootfs::Mounts(root.mounts().to_vec()), op.args.clone())
         .envs(op.env.iter().chain(&proxy_env(&op.proxy_env)))
         .cwd(&op.cwd)
         .user(if op.user.is_empty() { "0" } else { op.user.as_str() })
-        .network(network);
+        .network(network(op.network, inner.network))
+        .privileged(op.security == SecurityMode::Insecure);
+    // BuildKit points SSH_AUTH_SOCK at the first ssh mount unless the step sets it.
+    let first_ssh = op.mounts.iter().find(|m| matches!(m.kind, MountKind::Ssh { .. }));
+    if let Some(mount) = first_ssh.filter(|_| !op.env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))) {
+        builder = builder.env("SSH_AUTH_SOCK", &mount.target);
+    }
     for mount in op.mounts.iter().skip(1) {
         let input = mount.input.and_then(|i| inputs.get(i).cloned().flatten());
         builder = match &mount.kind {
@@ -157,11 +194,19 @@ pub(crate) async fn run(
                     builder.bind(file, &mount.target, true)
                 }
             }
-            MountKind::Ssh { id, required, .. } => {
-                if *required {
-                    return Err(Error::Unsupported(format!("RUN --mount=type=ssh (id {id})")));
-                }
-                builder
+            MountKind::Ssh { id, required, mode, uid, gid } => {
+                let Some(agent) = inner.ssh.get(id) else {
+                    if *required {
+                        return Err(Error::MissingInput(format!(
+                            "RUN --mount=type=ssh,id={id}: no SSH agent with id {id:?} was given (--ssh {id}=SOCKET)"
+                        )));
+                    }
+                    continue;
+                };
+                let proxy = AgentProxy::start(agent, id, *mode, *uid, *gid)?;
+                let socket = proxy.socket();
+                holds.agents.push(proxy);
+                builder.bind(socket, &mount.target, true)
             }
         };
     }
@@ -169,8 +214,8 @@ pub(crate) async fn run(
     let mut container =
         inner.runtime.spawn(&spec).map_err(|source| Error::Runtime { command: command.clone(), source })?;
     let progress = inner.progress.clone();
-    let out = container.stdout().map(|s| tokio::spawn(forward_lines(s, progress.clone(), node)));
-    let err = container.stderr().map(|s| tokio::spawn(forward_lines(s, progress, node)));
+    let out = container.stdout().map(|s| tokio::spawn(forward_lines(s, Stream::Stdout, progress.clone(), node)));
+    let err = container.stderr().map(|s| tokio::spawn(forward_lines(s, Stream::Stderr, progress, node)));
     let code = container.wait().await.map_err(|source| Error::Runtime { command: command.clone(), source })?;
     for task in [out, err].into_iter().flatten() {
         let _ = task.await;
@@ -179,14 +224,22 @@ pub(crate) async fn run(
     if code != 0 {
         return Err(Error::ProcessFailed { command, code });
     }
+    if !stubs.is_empty() {
+        tokio::task::block_in_place(|| stubs.remove(&root.writes_dir()?))?;
+    }
     Ok(root)
 }
 
 /// Sends each line of `stream` to the progress sink.
-async fn forward_lines(stream: impl AsyncRead + Unpin, progress: std::sync::Arc<dyn Progress>, node: NodeId) {
-    let mut lines = BufReader::new(stream).lines();
+async fn forward_lines(
+    output: impl AsyncRead + Unpin,
+    stream: Stream,
+    progress: std::sync::Arc<dyn Progress>,
+    node: NodeId,
+) {
+    let mut lines = BufReader::new(output).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        progress.output(node, &line);
+        progress.output(node, stream, &line);
     }
 }
 
@@ -226,6 +279,15 @@ mod tests {
         assert!(super::lock_dir(dir.path(), false).unwrap().is_none(), "a private user gets another directory");
         drop(first);
         assert!(super::lock_dir(dir.path(), false).unwrap().is_some());
+    }
+
+    #[test]
+    fn steps_without_a_network_get_the_builds_default() {
+        use super::{Network, NetworkMode, network};
+        assert_eq!(network(NetworkMode::Default, NetworkMode::Default), Network::Host);
+        assert_eq!(network(NetworkMode::Default, NetworkMode::None), Network::None);
+        assert_eq!(network(NetworkMode::Host, NetworkMode::None), Network::Host);
+        assert_eq!(network(NetworkMode::None, NetworkMode::Host), Network::None);
     }
 
     #[test]

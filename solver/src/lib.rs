@@ -13,13 +13,15 @@ mod image;
 mod merge;
 mod scheduler;
 mod snapshot;
+mod ssh;
+mod stubs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_llb::{Definition, NodeId};
+use strata_llb::{Definition, NetworkMode, NodeId};
 use strata_runtime::Runtime;
 use strata_snapshotter::{ContentStore, MetadataStore, Snapshotter};
 
@@ -31,14 +33,23 @@ pub use snapshot::ReadTree;
 pub trait Progress: Send + Sync {
     /// A node's work starts.
     fn started(&self, _node: NodeId, _description: &str) {}
-    /// A line a RUN step printed.
-    fn output(&self, _node: NodeId, _line: &str) {}
+    /// A line a RUN step printed on `stream`.
+    fn output(&self, _node: NodeId, _stream: Stream, _line: &str) {}
     /// A node's result came from the cache.
     fn cached(&self, _node: NodeId, _description: &str) {}
     /// A node's work finished.
     fn finished(&self, _node: NodeId, _elapsed: Duration) {}
     /// A node's work failed.
     fn failed(&self, _node: NodeId, _error: &str) {}
+}
+
+/// Which output of a RUN step a line comes from; the numbers are BuildKit's log stream numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout = 1,
+    /// Standard error.
+    Stderr = 2,
 }
 
 /// Progress that goes nowhere.
@@ -59,6 +70,9 @@ pub(crate) struct Inner {
     pub(crate) secrets: HashMap<String, Vec<u8>>,
     pub(crate) progress: Arc<dyn Progress>,
     pub(crate) parallelism: usize,
+    pub(crate) ssh: HashMap<String, PathBuf>,
+    pub(crate) network: NetworkMode,
+    pub(crate) allow_insecure: bool,
 }
 
 /// Runs build graphs over strata's stores.
@@ -78,6 +92,9 @@ pub struct SolverBuilder {
     secrets: HashMap<String, Vec<u8>>,
     progress: Arc<dyn Progress>,
     parallelism: usize,
+    ssh: HashMap<String, PathBuf>,
+    network: NetworkMode,
+    allow_insecure: bool,
 }
 
 impl SolverBuilder {
@@ -96,6 +113,26 @@ impl SolverBuilder {
     /// Gives a secret's contents to `RUN --mount=type=secret`; secrets are never stored.
     pub fn secret(mut self, id: impl Into<String>, value: Vec<u8>) -> Self {
         self.secrets.insert(id.into(), value);
+        self
+    }
+
+    /// Forwards the SSH agent listening on `socket` to `RUN --mount=type=ssh,id=ID`; only the id is part of
+    /// the graph, so the socket never reaches a cache key or layer.
+    pub fn ssh(mut self, id: impl Into<String>, socket: impl Into<PathBuf>) -> Self {
+        self.ssh.insert(id.into(), socket.into());
+        self
+    }
+
+    /// Sets the network of RUN steps that do not choose one (`--network`; default: the host's).
+    pub fn network(mut self, network: NetworkMode) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// Grants the `security.insecure` entitlement (`--allow security.insecure`): without it, a graph with a
+    /// `RUN --security=insecure` step is refused before anything runs.
+    pub fn allow_insecure(mut self, allow: bool) -> Self {
+        self.allow_insecure = allow;
         self
     }
 
@@ -125,6 +162,9 @@ impl SolverBuilder {
                 secrets: self.secrets,
                 progress: self.progress,
                 parallelism: self.parallelism,
+                ssh: self.ssh,
+                network: self.network,
+                allow_insecure: self.allow_insecure,
             }),
         }
     }
@@ -150,11 +190,15 @@ impl Solver {
             secrets: HashMap::new(),
             progress: Arc::new(NoProgress),
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            ssh: HashMap::new(),
+            network: NetworkMode::Default,
+            allow_insecure: false,
         }
     }
 
     /// Runs every node the definition's root and steps need; must be called on a multi-threaded tokio runtime.
     pub async fn solve(&self, definition: &Definition) -> Result<Solved> {
+        exec::check_entitlements(&self.inner, definition)?;
         scheduler::solve(self.inner.clone(), definition).await
     }
 

@@ -109,6 +109,14 @@ impl ActiveTree {
         Ok(self.dir.as_ref().expect("mounted above").path().to_owned())
     }
 
+    /// The host directory its writes land in (an overlay upper directory, or the whole tree), to change them
+    /// without mounting it while a just-finished container may still hold its own mount.
+    pub(crate) fn writes_dir(&self) -> Result<PathBuf> {
+        match self.snapshotter.layout(&self.key).store_context(|| format!("locating {}", self.key))? {
+            SnapshotLayout::OverlayUpper(dir) | SnapshotLayout::Full { dir, .. } => Ok(dir),
+        }
+    }
+
     /// Unmounts it from its host directory, if mounted.
     pub(crate) fn unmount(&mut self) -> Result<()> {
         if let Some(guard) = self.guard.take() {

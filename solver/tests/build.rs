@@ -62,7 +62,7 @@ struct Recorder {
 }
 
 impl Progress for Recorder {
-    fn output(&self, _node: NodeId, line: &str) {
+    fn output(&self, _node: NodeId, _stream: strata_solver::Stream, line: &str) {
         self.lines.lock().unwrap().push(line.to_owned());
     }
     fn cached(&self, _node: NodeId, _description: &str) {

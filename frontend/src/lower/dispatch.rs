@@ -160,7 +160,11 @@ impl<'a> Lowering<'a> {
         let exclude = self.options.ignore_patterns.clone();
         *self.context.get_or_insert_with(|| {
             let op = Op::Source(SourceOp::Local { name: "context".into(), include: Vec::new(), exclude });
-            self.graph.add(op, Vec::new(), NodeMeta { description: "load build context".into(), ..Default::default() })
+            self.graph.add(
+                op,
+                Vec::new(),
+                NodeMeta { description: "[internal] load build context".into(), ..Default::default() },
+            )
         })
     }
 
@@ -170,11 +174,14 @@ impl<'a> Lowering<'a> {
         Ok(self.image_node(&resolved.reference, platform))
     }
 
-    /// Progress label and cache settings of a node made for `step`.
+    /// Progress label and cache settings of a node made for `step`. The label is BuildKit's (dockerfile2llb's
+    /// `prefixCommand`): `[stage i/n]`, without the stage in a one-stage Dockerfile, `i` padded to `n`'s width.
     pub(super) fn meta(&self, stage: &Stage, node: &Node, number: usize, total: usize) -> NodeMeta {
         let name = stage.display_name();
+        let prefix = if self.stages.stages.len() == 1 { String::new() } else { format!("{name} ") };
+        let width = total.to_string().len();
         NodeMeta {
-            description: format!("[{name} {number}/{total}] {}", node.original.trim()),
+            description: format!("[{prefix}{number:>width$}/{total}] {}", node.original.trim()),
             line: Some(node.span.start.line),
             ignore_cache: self.options.no_cache || self.options.no_cache_filter.contains(&name),
             stage: Some(name),
@@ -188,7 +195,8 @@ impl<'a> Lowering<'a> {
 
     fn image_node(&mut self, reference: &str, platform: &Platform) -> NodeId {
         let op = Op::Source(SourceOp::Image { reference: reference.to_owned(), platform: platform.clone() });
-        let meta = NodeMeta { description: format!("load metadata for {reference}"), ..Default::default() };
+        // BuildKit names its own vertices `[internal] ...`.
+        let meta = NodeMeta { description: format!("[internal] load metadata for {reference}"), ..Default::default() };
         self.graph.add(op, Vec::new(), meta)
     }
 

@@ -139,3 +139,27 @@ fn global_args_feed_from_and_platform_args_are_predefined() {
     assert!(execs(&definition)[0].env.contains(&"TARGETARCH=arm64".to_owned()));
     assert_eq!(definition.platform.to_string(), "linux/arm64/v8");
 }
+
+#[test]
+fn step_labels_are_buildkits() {
+    let descriptions = |text: &str| -> Vec<String> {
+        let definition = lowered(text, &LowerOptions::new());
+        let steps = definition.graph.nodes().iter().map(|n| n.meta.description.clone());
+        steps.filter(|d| !d.starts_with("[internal] ")).collect()
+    };
+    let definition = lowered("FROM busybox\nCOPY . /\n", &LowerOptions::new());
+    let internal: Vec<&str> = definition.graph.nodes().iter().map(|n| n.meta.description.as_str()).collect();
+    assert_eq!(
+        internal,
+        [
+            "[internal] load metadata for docker.io/library/busybox:latest",
+            "[internal] load build context",
+            "[2/2] COPY . /"
+        ]
+    );
+    let one = descriptions(&format!("FROM busybox\n{}", "RUN echo\n".repeat(10)));
+    assert_eq!(one[0], "[ 2/11] RUN echo", "no stage name in a one-stage Dockerfile; padded to the total");
+    assert_eq!(one[9], "[11/11] RUN echo");
+    let two = descriptions("FROM busybox AS build\nRUN echo a\nFROM busybox\nCOPY --from=build / /\n");
+    assert_eq!(two, ["[build 2/2] RUN echo a", "[stage-1 2/2] COPY --from=build / /"]);
+}

@@ -26,7 +26,7 @@ use crate::cmd::{CliError, Globals};
 pub type ImageName = (Reference, bool, ImageFormat);
 
 /// Writes every output, names the image in the store under `names` and pushes those that say so, and writes
-/// `--metadata-file` for the first image written (else the first named).
+/// `--metadata-file` for the first image written (else the first named). Returns that image's manifest digest.
 pub fn export(
     globals: &Globals,
     stores: &Stores,
@@ -34,7 +34,7 @@ pub fn export(
     outputs: &[Output],
     names: &[ImageName],
     mut exporter: Exporter<'_>,
-) -> Result<(), CliError> {
+) -> Result<Option<String>, CliError> {
     let mut written = None;
     for output in outputs {
         let image = exporter.write(output, args.tags.first().map(String::as_str))?;
@@ -70,13 +70,10 @@ pub fn export(
     if let Some(file) = &args.metadata_file {
         write_metadata(file, image.as_ref(), &names_shown)?;
     }
-    if let Some(image) = &image {
-        eprintln!("writing image {} done", image.manifest.digest());
-    }
     for (name, _, manifest, _) in named.iter().filter(|(_, push, ..)| *push) {
         push_image(globals, stores, manifest, name, None)?;
     }
-    Ok(())
+    Ok(image.map(|image| image.manifest.digest().to_string()))
 }
 
 /// The names the image gets in the store, each with whether it is pushed and in which format: the `-t` tags

@@ -17,7 +17,10 @@ mod export;
 mod images;
 mod output;
 mod progress;
+mod run_options;
+mod signals;
 mod solve;
+mod ssh;
 
 /// Build an image from a Dockerfile.
 #[derive(Debug, Args)]
@@ -46,6 +49,15 @@ pub struct BuildArgs {
     /// Secret to expose to the build (`id=mysecret[,src=/local/secret]` or `id=X,env=VAR`).
     #[arg(long = "secret", value_name = "id=ID[,src=FILE|env=VAR]")]
     pub secrets: Vec<String>,
+    /// SSH agent socket or keys to expose to the build (`default|ID[=SOCKET|KEY[,KEY]]`).
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY]")]
+    pub ssh: Vec<String>,
+    /// Allow an extra privileged entitlement (`security.insecure`, `network.host`).
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Networking mode for RUN steps that do not set one (`default`, `none`, `host`).
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     /// External cache sources (`type=local,src=DIR`, `type=registry,ref=REF`).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
@@ -58,8 +70,8 @@ pub struct BuildArgs {
     /// Shorthand for `--output=type=image,push=true`.
     #[arg(long)]
     pub push: bool,
-    /// How to show progress.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    /// How to show progress (default from `BUILDKIT_PROGRESS`, as buildx reads it).
+    #[arg(long, value_enum, default_value_t = Progress::Auto, env = "BUILDKIT_PROGRESS")]
     pub progress: Progress,
     /// Set metadata for the image (`KEY=VALUE`).
     #[arg(long = "label", value_name = "KEY=VALUE")]

@@ -13,8 +13,9 @@ use strata_solver::{Solver, StoreImageSource};
 use super::export::{Exporter, export, image_names};
 use super::images::StoreResolver;
 use super::output::Output;
-use super::progress::PlainProgress;
-use super::{BuildArgs, Progress};
+use super::progress::{self, End};
+use super::signals::{self, Interrupts};
+use super::{BuildArgs, run_options};
 use crate::cmd::store::Stores;
 use crate::cmd::{CliError, Globals};
 
@@ -41,17 +42,29 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
     let snapshotter: Arc<dyn snapshot::Snapshotter> =
         snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?.into();
+    let progress = progress::for_mode(args.progress, &definition.graph, secrets.values().map(Vec::as_slice))?;
+    let interrupts = Interrupts::watch(&runtime)?;
     let images = Arc::new(StoreImageSource::new(content.clone(), metadata.clone(), snapshotter.clone()));
     let mut solver = Solver::builder(&globals.root, content.clone(), metadata, snapshotter, images)
         .context("context", &args.context)
-        .progress(Arc::new(PlainProgress::new(args.progress == Progress::Quiet)));
+        .progress(progress.clone());
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
+    let (solver, agents) = run_options::apply(solver, args)?;
     let solver = solver.build();
-    let solved = runtime.block_on(solver.solve(&definition)).map_err(CliError::from_display)?;
+    let solved = match runtime.block_on(interrupts.during(solver.solve(&definition))) {
+        Ok(solved) => solved.inspect_err(|_| progress.end(End::Failed)).map_err(CliError::from_display)?,
+        Err(interrupted) => {
+            progress.end(End::Canceled);
+            drop(agents);
+            signals::exit_canceled(runtime, interrupted)
+        }
+    };
     let exporter = Exporter::new(&solver, &definition, &solved, epoch);
-    export(globals, &stores, args, &outputs, &names, exporter)
+    let image = export(globals, &stores, args, &outputs, &names, exporter)?;
+    progress.end(End::Built(image.as_deref()));
+    Ok(())
 }
 
 /// Flags whose effect strata does not have yet fail the build rather than being silently ignored.

@@ -40,10 +40,12 @@ impl MountHolds {
     }
 }
 
-/// Takes an exclusive flock on `dir`, waiting for it if `wait`; `None` when it is taken and not waiting.
-fn lock_dir(dir: &Path, wait: bool) -> Result<Option<fs::File>> {
+/// Takes a flock on `dir` (exclusive, or shared with other shared users), waiting for it if `wait`; `None` when it
+/// is taken and not waiting.
+fn lock_dir(dir: &Path, exclusive: bool, wait: bool) -> Result<Option<fs::File>> {
     let file = fs::File::open(dir).io_context(|| format!("opening {} to lock it", dir.display()))?;
-    let flags = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    let kind = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let flags = if wait { kind } else { kind | libc::LOCK_NB };
     // SAFETY: flock on a descriptor we own; the lock goes with the file when it is closed.
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), flags) } == 0 {
         return Ok(Some(file));
@@ -147,15 +149,16 @@ pub(crate) async fn run(
                     holds.fresh_dir(id)?
                 } else {
                     let dir = cache_dir(&persistent, id, *mode, *uid, *gid)?;
-                    // The lock is a flock on the directory, so it also holds between strata processes.
+                    // The lock is a flock on the directory, so it also holds between strata processes: shared users
+                    // hold it shared, so a locked user waits for them and a private one goes elsewhere.
                     match sharing {
-                        CacheSharing::Shared => dir,
-                        CacheSharing::Locked => {
-                            let lock = tokio::task::block_in_place(|| lock_dir(&dir, true))?;
+                        CacheSharing::Shared | CacheSharing::Locked => {
+                            let exclusive = *sharing == CacheSharing::Locked;
+                            let lock = tokio::task::block_in_place(|| lock_dir(&dir, exclusive, true))?;
                             holds.locks.extend(lock);
                             dir
                         }
-                        CacheSharing::Private => match lock_dir(&dir, false)? {
+                        CacheSharing::Private => match lock_dir(&dir, true, false)? {
                             Some(lock) => {
                                 holds.locks.push(lock);
                                 dir
@@ -272,13 +275,18 @@ fn proxy_env(given: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_locked_cache_directory_is_not_taken_twice() {
+    fn cache_directory_locks_follow_the_sharing_modes() {
         let dir = tempfile::tempdir().unwrap();
-        let first = super::lock_dir(dir.path(), false).unwrap();
+        let first = super::lock_dir(dir.path(), true, false).unwrap();
         assert!(first.is_some());
-        assert!(super::lock_dir(dir.path(), false).unwrap().is_none(), "a private user gets another directory");
+        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_none(), "a private user gets another directory");
         drop(first);
-        assert!(super::lock_dir(dir.path(), false).unwrap().is_some());
+        let shared =
+            [super::lock_dir(dir.path(), false, false).unwrap(), super::lock_dir(dir.path(), false, false).unwrap()];
+        assert!(shared.iter().all(Option::is_some), "shared users share");
+        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_none(), "nobody locks while shared users work");
+        drop(shared);
+        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_some());
     }
 
     #[test]

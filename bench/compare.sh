@@ -187,10 +187,11 @@ if [[ " ${tools[*]} " == *" docker "* ]]; then
   echo '{ "features": { "buildkit": true } }' >"$work/docker/daemon.json"
   /usr/sbin/dockerd --data-root "$work/docker/data" --exec-root "$work/docker/exec" --pidfile "$work/docker/pid" \
     -H "unix://$work/docker/docker.sock" --insecure-registry "$registry" --config-file "$work/docker/daemon.json" \
-    --storage-driver overlay2 >"$work/docker/log" 2>&1 &
+    --storage-driver overlay2 --bridge=none --iptables=false --ip-masq=false >"$work/docker/log" 2>&1 &
   dockerd_pid=$!
   export DOCKER_BUILDKIT=1
   for _ in $(seq 300); do /usr/bin/docker -H "unix://$work/docker/docker.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+  /usr/bin/docker -H "unix://$work/docker/docker.sock" version >/dev/null || { tail -n 20 "$work/docker/log" >&2; exit 1; }
 fi
 
 # ---- one plain build per tool first, so a broken tool shows its error rather than a hyperfine failure

@@ -174,13 +174,11 @@ build_cmd() {
 reset_cmd() {
   case $1 in
     docker) echo "/usr/bin/docker -H unix://$work/docker/docker.sock system prune -af >/dev/null" ;;
-    *) echo "wipe_store $work/store-$1" ;;
+    *) echo "wipe $work/store-$1" ;;
   esac
 }
-# hyperfine runs --prepare through a shell: the store reset needs wipe() there.
+# hyperfine runs --prepare through bash (--shell bash): the store reset needs wipe() there.
 export -f wipe
-wipe_store() { wipe "$1"; }
-export -f wipe_store
 
 if [[ " ${tools[*]} " == *" docker "* ]]; then
   mkdir -p "$work/docker"

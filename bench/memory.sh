@@ -62,7 +62,7 @@ wait "$timer" || { cat "$work/build.log" >&2; exit 1; }
 
 max_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
 elapsed=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
-blob=$(find "$work/root/content" -type f -size +100M -printf '%s\n' | sort -n | tail -n 1)
-echo "data: 1 GiB from $source; layer blob $((${blob:-0} / 1048576)) MiB; wall clock $elapsed"
+blob=$(find "$work/root/content" -type f -printf '%s\n' | sort -n | tail -n 1)
+echo "data: 1 GiB from $source; largest blob (the layer) $(echo "scale=1; ${blob:-0} / 1048576" | bc) MiB; wall clock $elapsed"
 echo "strata build peak RSS (GNU time, largest process of the tree): $((max_kb / 1024)) MiB ($max_kb KiB)"
 echo "strata process alone (VmHWM, sampled):                        $((hwm / 1024)) MiB ($hwm KiB)"

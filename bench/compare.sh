@@ -35,7 +35,7 @@ results=${RESULTS:-/var/tmp/strata-compare-results.$(date -u +%Y%m%dT%H%M%SZ)}
 [[ $(id -u) == 0 ]] || { echo "compare.sh: must run as root (RUN steps, overlay mounts)" >&2; exit 1; }
 
 # ---- packages
-packages=(buildah podman runc conmon hyperfine jq docker-registry skopeo umoci busybox-static curl)
+packages=(buildah podman runc conmon hyperfine jq docker-registry skopeo umoci busybox-static curl bc iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -20,7 +20,7 @@ case $kind in
 esac
 [[ $(id -u) == 0 ]] || { echo "memory.sh: must run as root" >&2; exit 1; }
 missing=()
-for p in time busybox-static; do
+for p in time busybox-static bc; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then

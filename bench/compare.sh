@@ -9,7 +9,7 @@
 #                                           (default /var/tmp/strata-compare-results.<UTC time>)
 #
 # Self-contained, nothing of the machine's configuration is written: it apt-installs missing Debian packages
-# (buildah podman runc hyperfine jq docker-registry skopeo umoci busybox-static), starts a distribution registry
+# (buildah podman runc hyperfine jq docker-registry skopeo umoci busybox-static bc ...), starts a distribution registry
 # on a free 127.0.0.1 port with a throwaway config, pushes a busybox base image it lays out itself (applets as hard
 # links, like Docker Hub's), builds strata in release mode, and gives every tool a private store under a temp dir.
 # buildah and podman get their settings per invocation: CONTAINERS_CONF (runc, because crun rejects this kernel's

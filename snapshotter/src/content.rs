@@ -189,13 +189,15 @@ impl BlobWriter {
             return Err(Error::DigestMismatch { expected: expected.to_string(), actual: actual.to_string() });
         }
         let file = self.file.take().expect("file present until commit or drop");
-        file.sync_all().context(|| format!("syncing temp blob {}", show(&self.path)))?;
-        drop(file);
         let target = self.store.blob_path(&actual);
         if target.exists() {
-            // Content-addressed: an existing blob with this name already holds these bytes.
+            // Content-addressed: an existing blob with this name already holds these bytes, durably; the copy is
+            // dropped unsynced (a rebuild that writes the same config and manifest again pays no fsync).
+            drop(file);
             let _ = fs::remove_file(&self.path);
         } else {
+            file.sync_all().context(|| format!("syncing temp blob {}", show(&self.path)))?;
+            drop(file);
             fs::rename(&self.path, &target).context(|| format!("moving {} to {}", show(&self.path), show(&target)))?;
             let dir = self.store.blob_dir();
             File::open(&dir).and_then(|d| d.sync_all()).context(|| format!("syncing {}", show(&dir)))?;
@@ -266,6 +268,17 @@ mod tests {
         store.delete(&d).unwrap();
         assert!(!store.exists(&d));
         assert!(matches!(store.read_bytes(&d), Err(Error::BlobNotFound(_))));
+    }
+
+    #[test]
+    fn writing_an_existing_blob_again_keeps_one_copy_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path()).unwrap();
+        let first = store.write_bytes(b"config").unwrap();
+        assert_eq!(store.write_bytes(b"config").unwrap(), first);
+        assert_eq!(store.walk().unwrap(), vec![(first.clone(), 6)]);
+        assert_eq!(store.read_bytes(&first).unwrap(), b"config");
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
     }
 
     #[test]

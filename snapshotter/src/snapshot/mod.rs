@@ -99,15 +99,31 @@ pub enum SnapshotLayout {
     },
 }
 
-/// Finds the best snapshotter for `root`: overlayfs if an overlay can be mounted there, native otherwise.
+/// Where [`probe`] remembers its choice, under the root.
+const PROBED_FILE: &str = "snapshotter";
+
+/// Finds the best snapshotter for `root`: overlayfs if an overlay can be mounted there, native otherwise. The
+/// choice is remembered in `<root>/snapshotter`: a store keeps the kind its snapshots were made with, and later
+/// commands skip the test mount, whose unmount alone waits out an RCU grace period (10-15 ms per command).
 pub fn probe(root: &Path) -> SnapshotterKind {
-    match overlay::probe(root) {
+    let file = root.join(PROBED_FILE);
+    if let Some(kind) = fs::read_to_string(&file).ok().and_then(|text| text.trim().parse().ok()) {
+        return kind;
+    }
+    let kind = match overlay::probe(root) {
         Ok(()) => SnapshotterKind::Overlay,
         Err(e) => {
             tracing::info!("overlayfs unavailable ({e}); using the native snapshotter");
             SnapshotterKind::Native
         }
+    };
+    // Best effort: without the file the next command probes again. Renamed into place, never read half-written.
+    let temp = root.join(format!("{PROBED_FILE}.{}", std::process::id()));
+    if let Err(e) = fs::write(&temp, format!("{kind}\n")).and_then(|()| fs::rename(&temp, &file)) {
+        tracing::debug!("remembering the snapshotter in {}: {e}", show(&file));
+        let _ = fs::remove_file(&temp);
     }
+    kind
 }
 
 /// Opens the snapshotter of `kind` over the snapshots of `root`.
@@ -233,6 +249,18 @@ mod tests {
         assert_eq!("native".parse::<SnapshotterKind>().unwrap(), SnapshotterKind::Native);
         assert!(matches!("zfs".parse::<SnapshotterKind>(), Err(Error::UnknownSnapshotter(_))));
         assert_eq!(SnapshotterKind::Overlay.to_string(), "overlayfs");
+    }
+
+    #[test]
+    fn probe_remembers_its_choice_in_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let first = probe(root.path());
+        let remembered = fs::read_to_string(root.path().join(PROBED_FILE)).unwrap();
+        assert_eq!(remembered.trim().parse::<SnapshotterKind>().unwrap(), first);
+        // The file wins over a new test mount: a store keeps its kind.
+        fs::write(root.path().join(PROBED_FILE), "native\n").unwrap();
+        assert_eq!(probe(root.path()), SnapshotterKind::Native);
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "no probe or temp directory left behind");
     }
 
     #[test]

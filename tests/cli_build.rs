@@ -190,3 +190,30 @@ fn build_push_uploads_the_image_that_pull_and_run_get_back() {
     let run = strata("fresh").args(["run", "--rm", &pushed]).assert().success();
     assert_eq!(stdout(&run), "pushed\n", "the pulled image runs its CMD");
 }
+
+#[test]
+fn a_state_directory_inside_the_context_stays_out_of_the_build() {
+    if !strata_testkit::require_root("a_state_directory_inside_the_context_stays_out_of_the_build") {
+        return;
+    }
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("Dockerfile"), "FROM scratch\nCOPY . /ctx/\n").unwrap();
+    std::fs::write(context.path().join("kept.txt"), "kept").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let build = || {
+        cargo_bin_cmd!("strata")
+            .arg("--root")
+            .arg(context.path().join(".strata"))
+            .args(["build", "--progress", "plain", "-o"])
+            .arg(format!("type=local,dest={}", out.path().display()))
+            .arg(context.path())
+            .assert()
+            .success()
+    };
+    build();
+    assert_eq!(std::fs::read_to_string(out.path().join("ctx/kept.txt")).unwrap(), "kept");
+    assert!(!out.path().join("ctx/.strata").exists(), "the store is not part of the context");
+    let again = build();
+    let err = String::from_utf8_lossy(&again.get_output().stderr).into_owned();
+    assert!(err.contains("CACHED"), "the store's own changes do not invalidate the context: {err}");
+}

@@ -17,6 +17,9 @@ use crate::snapshot::ActiveTree;
 pub(crate) struct ContextFilter {
     exclude: PatternMatcher,
     include: Option<PatternMatcher>,
+    /// Device and inode of a directory never walked: strata's own state directory when it lies inside a
+    /// context, whose snapshots would otherwise be copied into themselves without end.
+    skip: Option<(u64, u64)>,
 }
 
 impl ContextFilter {
@@ -30,7 +33,18 @@ impl ContextFilter {
             })
         };
         let include = if include.is_empty() { None } else { Some(compile(include)?) };
-        Ok(Self { exclude: compile(exclude)?, include })
+        Ok(Self { exclude: compile(exclude)?, include, skip: None })
+    }
+
+    /// Leaves the directory `dir` (if it exists) and everything below it out of every walk.
+    pub(crate) fn skipping(mut self, dir: &Path) -> Self {
+        self.skip = fs::metadata(dir).ok().map(|meta| (meta.dev(), meta.ino()));
+        self
+    }
+
+    /// Whether the walk passes this entry by altogether.
+    fn skipped(&self, meta: &Metadata) -> bool {
+        meta.is_dir() && self.skip == Some((meta.dev(), meta.ino()))
     }
 
     /// Whether the relative path is left out of the context.
@@ -66,6 +80,9 @@ pub(crate) fn walk(
         let path = entry.path();
         let rel = path.strip_prefix(root).expect("walk stays below root").to_string_lossy().into_owned();
         let meta = fs::symlink_metadata(&path).io_context(|| format!("reading {}", path.display()))?;
+        if filter.skipped(&meta) {
+            continue;
+        }
         let excluded = filter.excluded(&rel);
         if !excluded {
             visit(&rel, &path, &meta)?;
@@ -118,6 +135,9 @@ pub(crate) fn checksum_selection(root: &Path, filter: &ContextFilter, sources: &
                 continue;
             }
             let meta = fs::symlink_metadata(&path).io_context(|| format!("reading {}", path.display()))?;
+            if filter.skipped(&meta) {
+                continue;
+            }
             hash_entry(&mut hasher, &rel, &path, &meta)?;
             if meta.is_dir() {
                 walk(root, &path, filter, &mut |rel, path, meta| hash_entry(&mut hasher, rel, path, meta))?;
@@ -186,5 +206,23 @@ mod tests {
         fs::write(dir.path().join("a"), "2").unwrap();
         assert_ne!(checksum(dir.path(), &no_logs).unwrap(), before);
         assert_ne!(checksum_selection(dir.path(), &all, &["a".into()]).unwrap(), selected);
+    }
+
+    #[test]
+    fn a_skipped_state_directory_inside_the_context_is_never_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a"), "1").unwrap();
+        fs::create_dir_all(dir.path().join("state/snapshots")).unwrap();
+        let filter = ContextFilter::new(&[], &[]).unwrap().skipping(&dir.path().join("state"));
+        let mut seen = Vec::new();
+        walk(dir.path(), dir.path(), &filter, &mut |rel, _, _| {
+            seen.push(rel.to_owned());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["a"]);
+        let before = checksum_selection(dir.path(), &filter, &["state".into()]).unwrap();
+        fs::write(dir.path().join("state/snapshots/new"), "x").unwrap();
+        assert_eq!(checksum_selection(dir.path(), &filter, &["state".into()]).unwrap(), before);
     }
 }

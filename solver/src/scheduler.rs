@@ -125,7 +125,11 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
         Op::File(file_op) => tokio::task::block_in_place(|| file::solve(&inner.snapshotter, file_op, &snapshots))?,
         Op::Merge => tokio::task::block_in_place(|| merge::run(&inner.snapshotter, &snapshots))?,
         Op::Source(SourceOp::Local { name, include, exclude }) => tokio::task::block_in_place(|| {
-            context::solve(&inner.snapshotter, context_dir(inner, name)?, &ContextFilter::new(include, exclude)?)
+            context::solve(
+                &inner.snapshotter,
+                context_dir(inner, name)?,
+                &ContextFilter::new(include, exclude)?.skipping(&inner.root),
+            )
         })?,
         Op::Source(_) => return Err(Error::Unsupported(format!("the {} op", node.op.kind()))),
     };
@@ -152,7 +156,7 @@ fn context_dir<'a>(inner: &'a Inner, name: &str) -> Result<&'a std::path::Path> 
 fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<String> {
     let mut key = KeyBuilder::new(&node.digest.0);
     if let Op::Source(SourceOp::Local { name, include, exclude }) = &node.op {
-        let filter = ContextFilter::new(include, exclude)?;
+        let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
         return Ok(key.input(&context::checksum(context_dir(inner, name)?, &filter)?).finish());
     }
     for (index, (input, result)) in node.inputs.iter().zip(inputs).enumerate() {
@@ -169,7 +173,7 @@ fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -
                     })
                     .flatten()
                     .collect();
-                let filter = ContextFilter::new(include, exclude)?;
+                let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
                 context::checksum_selection(context_dir(inner, name)?, &filter, &sources)?.to_vec()
             }
             (Op::Exec(exec_op), _) => match bind_selectors(exec_op, index) {

@@ -97,7 +97,14 @@ impl Lowering<'_> {
                 for source in &sources {
                     let (node, path) = self.remote_source(source, copy, &meta);
                     let input = Some(input_of(node));
-                    actions.push(FileAction::Copy(CopyAction { input, sources: vec![path], ..template.clone() }));
+                    // Downloaded archives stay archives unless `--unpack=true`, as in BuildKit.
+                    let unpack = copy.unpack.unwrap_or(false);
+                    actions.push(FileAction::Copy(CopyAction {
+                        input,
+                        sources: vec![path],
+                        unpack,
+                        ..template.clone()
+                    }));
                 }
             }
         }

@@ -1,0 +1,89 @@
+//! Remote sources: files downloaded over HTTP(S) and git checkouts. Their cache key depends on the remote's
+//! state (a content digest, a commit), so keying may already fetch; what it fetched is kept for the solve
+//! rather than fetched twice.
+
+mod git;
+mod http;
+
+use strata_llb::SourceOp;
+
+use crate::Inner;
+use crate::error::Result;
+use crate::snapshot::ActiveTree;
+
+/// A remote source's contribution to its cache key, and the tree fetched to compute it, if any.
+pub(crate) struct Keyed {
+    /// Stands in for the remote's contents in the cache key.
+    pub(crate) part: Vec<u8>,
+    /// The fetched tree, when keying had to fetch; dropped (and removed) on a cache hit.
+    pub(crate) fetched: Option<ActiveTree>,
+    /// What keying resolved that fetching must use (a git ref's commit), so both agree.
+    pub(crate) resolved: Option<String>,
+}
+
+/// Whether `op` is a remote source, solved by this module.
+pub(crate) fn is_remote(op: &SourceOp) -> bool {
+    matches!(op, SourceOp::Http { .. } | SourceOp::Git { .. })
+}
+
+/// Keys a remote source: an HTTP file by its pinned checksum (no download) or its downloaded digest, a git
+/// source by the commit its ref resolves to.
+pub(crate) async fn key(inner: &Inner, op: &SourceOp) -> Result<Keyed> {
+    match op {
+        SourceOp::Http { url, checksum, filename } => {
+            let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
+            source.key(&inner.snapshotter).await
+        }
+        SourceOp::Git { remote, reference, keep_git_dir } => {
+            git::GitSource::new(remote, reference.as_deref(), *keep_git_dir).key().await
+        }
+        _ => unreachable!("only remote sources are keyed here"),
+    }
+}
+
+/// The remote source's tree: the one keying fetched, or a fresh fetch.
+pub(crate) async fn fetch(inner: &Inner, op: &SourceOp, keyed: Keyed) -> Result<ActiveTree> {
+    if let Some(tree) = keyed.fetched {
+        return Ok(tree);
+    }
+    match op {
+        SourceOp::Http { url, checksum, filename } => {
+            let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
+            Ok(source.download(&inner.snapshotter).await?.tree)
+        }
+        SourceOp::Git { remote, reference, keep_git_dir } => {
+            let source = git::GitSource::new(remote, reference.as_deref(), *keep_git_dir);
+            let commit = keyed.resolved.expect("git sources are keyed by their resolved commit");
+            source.checkout(&inner.snapshotter, &commit).await
+        }
+        _ => unreachable!("only remote sources are fetched here"),
+    }
+}
+
+/// `url` with any password replaced by `xxxxx`, for messages: credentials never reach a log line.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { format!("{user}:xxxxx") } else { "xxxxx".to_owned() };
+            format!("{scheme}://{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("https://user:secret@example.com/a@b"), "https://user:xxxxx@example.com/a@b");
+        assert_eq!(redact("https://token@example.com/x.git"), "https://xxxxx@example.com/x.git");
+        assert_eq!(redact("https://example.com/x?u=a@b"), "https://example.com/x?u=a@b");
+        assert_eq!(redact("git@github.com:moby/buildkit.git"), "git@github.com:moby/buildkit.git");
+    }
+}

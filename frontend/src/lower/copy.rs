@@ -139,7 +139,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// The filesystem `--from` names: an earlier stage or an image. Variables are not allowed there.
+    /// The filesystem `--from` names: an earlier stage, a named context or an image. Variables are not allowed there.
     fn copy_source(
         &mut self,
         state: &StageState,
@@ -159,7 +159,10 @@ impl Lowering<'_> {
                 stage.display_name()
             ))),
             StageRef::Stage(index) => Ok(self.stage_root(index)?),
-            StageRef::Image => Ok(Some(self.image(&step.node, from, &state.platform)?)),
+            StageRef::Image => match self.named_context(from) {
+                Some(context) => self.context_root(context, &step.node, &state.platform),
+                None => Ok(Some(self.image(&step.node, from, &state.platform)?)),
+            },
         }
     }
 

@@ -5,6 +5,9 @@ use std::process::Command;
 
 use assert_cmd::cargo::cargo_bin_cmd;
 
+mod common;
+use common::busybox_mirror;
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/examples/hello")
 }
@@ -186,20 +189,4 @@ fn build_push_uploads_the_image_that_pull_and_run_get_back() {
     strata("fresh").args(["pull", &pushed]).assert().success();
     let run = strata("fresh").args(["run", "--rm", &pushed]).assert().success();
     assert_eq!(stdout(&run), "pushed\n", "the pulled image runs its CMD");
-}
-
-/// A real registry holding busybox as `library/busybox:latest`, and a `--config` file under `dir` that makes it
-/// the plain-HTTP `docker.io` mirror.
-fn busybox_mirror(dir: &std::path::Path) -> (strata_testkit::Registry, std::path::PathBuf) {
-    let registry = strata_testkit::Registry::start();
-    let addr = registry.addr();
-    strata_testkit::skopeo_push_busybox(
-        dir,
-        &format!("docker://{addr}/library/busybox:latest"),
-        &["--dest-tls-verify=false"],
-    );
-    let config = dir.join("strata.toml");
-    let toml = format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n");
-    std::fs::write(&config, toml).unwrap();
-    (registry, config)
 }

@@ -30,7 +30,7 @@ pub fn import_layout(
     let top_digest = descriptor_digest(&top).map_err(|reason| layout.error(reason))?;
     let bytes = layout.small_blob(&top_digest, top.size())?;
     let (index_digest, manifest_digest, manifest) =
-        match Manifest::parse(&bytes, Some(&top.media_type().to_string())).map_err(|r| layout.error(r))?.0 {
+        match Manifest::parse(&bytes, Some(top.media_type().as_ref())).map_err(|r| layout.error(r))?.0 {
             Manifest::Image(manifest) => (None, top_digest, *manifest),
             Manifest::Index(index) => {
                 let entry = index

@@ -69,3 +69,19 @@ impl BusyboxRegistry {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// A real registry holding busybox as `library/busybox:latest`, and a `--config` file under `dir` that makes it
+/// the plain-HTTP `docker.io` mirror.
+pub fn busybox_mirror(dir: &std::path::Path) -> (strata_testkit::Registry, std::path::PathBuf) {
+    let registry = strata_testkit::Registry::start();
+    let addr = registry.addr();
+    strata_testkit::skopeo_push_busybox(
+        dir,
+        &format!("docker://{addr}/library/busybox:latest"),
+        &["--dest-tls-verify=false"],
+    );
+    let config = dir.join("strata.toml");
+    let toml = format!("[registry.\"docker.io\"]\nmirrors = [\"{addr}\"]\n[registry.\"{addr}\"]\nhttp = true\n");
+    std::fs::write(&config, toml).unwrap();
+    (registry, config)
+}

@@ -349,6 +349,10 @@ fn add_from_git_at_branches_tags_commits_and_subdirs() {
 
     let err = build.fails(&format!("FROM scratch\nADD {remote}#nope /x/\n"), &[]);
     assert!(err.contains("the repository has no ref \"nope\""), "{err}");
+    build.ok(&format!("FROM scratch\nADD --checksum={} {remote}#v1 /pinned/\n", &first[..12]), "pinned", &[]);
+    assert_eq!(build.read("pinned/pinned/a.txt"), "v1");
+    let err = build.fails(&format!("FROM scratch\nADD --checksum=0000000 {remote}#main /x/\n"), &[]);
+    assert!(err.contains("expected checksum to match 0000000, got "), "{err}");
 }
 
 #[test]

@@ -173,7 +173,7 @@ impl Lowering<'_> {
                 Some((remote, reference)) => (remote.to_owned(), Some(reference.to_owned())),
                 None => (source.to_owned(), None),
             };
-            SourceOp::Git { remote, reference, keep_git_dir: copy.keep_git_dir }
+            SourceOp::Git { remote, reference, keep_git_dir: copy.keep_git_dir, checksum: copy.checksum.clone() }
         } else {
             let filename = url_file_name(source);
             SourceOp::Http { url: source.to_owned(), checksum: copy.checksum.clone(), filename: Some(filename) }

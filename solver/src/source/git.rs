@@ -18,24 +18,44 @@ pub(crate) struct GitSource<'a> {
     reference: Option<&'a str>,
     subdir: Option<String>,
     keep_git_dir: bool,
+    checksum: Option<&'a str>,
 }
 
 impl<'a> GitSource<'a> {
     /// A source for `remote` at `reference`, written `ref`, `ref:subdir` or `:subdir` as after `#` in ADD.
-    pub(crate) fn new(remote: &'a str, reference: Option<&'a str>, keep_git_dir: bool) -> Self {
+    pub(crate) fn new(remote: &'a str, reference: Option<&'a str>) -> Self {
         let (reference, subdir) = match reference.map(|r| r.split_once(':').unwrap_or((r, ""))) {
             Some((reference, subdir)) => (Some(reference).filter(|r| !r.is_empty()), subdir),
             None => (None, ""),
         };
         let subdir = subdir.trim_matches('/');
         let subdir = (!subdir.is_empty() && subdir != ".").then(|| subdir.to_owned());
-        Self { remote, reference, subdir, keep_git_dir }
+        Self { remote, reference, subdir, keep_git_dir: false, checksum: None }
+    }
+
+    /// Keeps `.git` in the result (`ADD --keep-git-dir`); only without a subdirectory, as in BuildKit.
+    pub(crate) fn keep_git_dir(mut self, keep: bool) -> Self {
+        self.keep_git_dir = keep;
+        self
+    }
+
+    /// Pins the source (`ADD --checksum`): the commit, or an annotated tag's object, must start with it.
+    pub(crate) fn checksum(mut self, checksum: Option<&'a str>) -> Self {
+        self.checksum = checksum;
+        self
     }
 
     /// Keys the source by the commit its ref resolves to (a full commit SHA needs no lookup), plus whether
     /// `.git` is kept and the subdirectory, as BuildKit's `shaToCacheKey`.
     pub(crate) async fn key(&self) -> Result<Keyed> {
-        let commit = self.resolve().await?;
+        let (commit, tag) = self.resolve().await?;
+        if let Some(checksum) = self.checksum {
+            let wanted = checksum.to_ascii_lowercase();
+            if !(commit.starts_with(&wanted) || tag.as_ref().is_some_and(|t| t.starts_with(&wanted))) {
+                let got = tag.map(|t| format!("{t} or {commit}")).unwrap_or_else(|| commit.clone());
+                return Err(self.error(format!("expected checksum to match {checksum}, got {got}")));
+            }
+        }
         let mut part = format!("git\0{commit}");
         if self.keep_git_dir {
             part.push_str(".git");
@@ -47,13 +67,15 @@ impl<'a> GitSource<'a> {
         Ok(Keyed { part: part.into_bytes(), fetched: None, resolved: Some(commit) })
     }
 
-    /// The commit `reference` (default: the remote's HEAD) names now.
-    async fn resolve(&self) -> Result<String> {
+    /// The commit `reference` (default: the remote's HEAD) names now, and the tag object for an annotated tag.
+    async fn resolve(&self) -> Result<(String, Option<String>)> {
         let wanted = self.reference.unwrap_or("HEAD");
         if is_commit(wanted) {
-            return Ok(wanted.to_owned());
+            return Ok((wanted.to_owned(), None));
         }
-        let listing = self.git(None, &["ls-remote", "--", self.remote, wanted]).await?;
+        // Patterns match whole ref names, so an annotated tag's peeled entry needs its own.
+        let peeled = format!("{wanted}^{{}}");
+        let listing = self.git(None, &["ls-remote", "--", self.remote, wanted, &peeled]).await?;
         pick_ref(&listing, wanted).ok_or_else(|| self.error(format!("the repository has no ref {wanted:?}")))
     }
 
@@ -145,14 +167,18 @@ fn is_commit(reference: &str) -> bool {
     reference.len() == 40 && reference.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The commit `wanted` names in `git ls-remote` output: an annotated tag's peeled commit over the tag object,
-/// an exact ref name over a shorthand (`main` matches `refs/heads/main` and `refs/tags/main`).
-fn pick_ref(listing: &str, wanted: &str) -> Option<String> {
+/// The commit `wanted` names in `git ls-remote` output, and for an annotated tag the tag object too (its
+/// peeled `^{}` entry is the commit); `main` matches `refs/heads/main` and `refs/tags/main`.
+fn pick_ref(listing: &str, wanted: &str) -> Option<(String, Option<String>)> {
     let entries: Vec<(&str, &str)> = listing.lines().filter_map(|line| line.split_once('\t')).collect();
     let matches = |name: &str| name == wanted || name.ends_with(&format!("/{wanted}"));
+    let plain = entries.iter().find(|(_, name)| matches(name)).map(|(sha, _)| (*sha).to_owned());
     let peeled = entries.iter().find(|(_, name)| name.strip_suffix("^{}").is_some_and(matches));
-    let plain = entries.iter().find(|(_, name)| matches(name));
-    peeled.or(plain).map(|(sha, _)| (*sha).to_owned()).filter(|sha| is_commit(sha))
+    let (commit, tag) = match peeled {
+        Some((commit, _)) => ((*commit).to_owned(), plain),
+        None => (plain?, None),
+    };
+    is_commit(&commit).then_some((commit, tag))
 }
 
 /// Moves every entry of `source` into `dest`; `.git` only when kept.
@@ -177,11 +203,11 @@ mod tests {
 
     #[test]
     fn references_split_into_ref_and_subdir() {
-        let s = GitSource::new("r", Some("v1:docs/"), false);
+        let s = GitSource::new("r", Some("v1:docs/"));
         assert_eq!((s.reference, s.subdir.as_deref()), (Some("v1"), Some("docs")));
-        let s = GitSource::new("r", Some(":sub"), false);
+        let s = GitSource::new("r", Some(":sub"));
         assert_eq!((s.reference, s.subdir.as_deref()), (None, Some("sub")));
-        let s = GitSource::new("r", Some("main"), false);
+        let s = GitSource::new("r", Some("main"));
         assert_eq!((s.reference, s.subdir.as_deref()), (Some("main"), None));
     }
 
@@ -190,10 +216,10 @@ mod tests {
         let a = "a".repeat(40);
         let b = "b".repeat(40);
         let listing = format!("{a}\trefs/tags/v1\n{b}\trefs/tags/v1^{{}}\n");
-        assert_eq!(pick_ref(&listing, "v1"), Some(b.clone()));
+        assert_eq!(pick_ref(&listing, "v1"), Some((b.clone(), Some(a.clone()))));
         let listing = format!("{a}\trefs/heads/main\n{b}\trefs/heads/other-main\n");
-        assert_eq!(pick_ref(&listing, "main"), Some(a.clone()));
-        assert_eq!(pick_ref(&format!("{a}\tHEAD\n"), "HEAD"), Some(a));
+        assert_eq!(pick_ref(&listing, "main"), Some((a.clone(), None)));
+        assert_eq!(pick_ref(&format!("{a}\tHEAD\n"), "HEAD"), Some((a, None)));
         assert_eq!(pick_ref("", "main"), None);
     }
 }

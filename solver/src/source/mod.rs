@@ -34,8 +34,12 @@ pub(crate) async fn key(inner: &Inner, op: &SourceOp) -> Result<Keyed> {
             let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
             source.key(&inner.snapshotter).await
         }
-        SourceOp::Git { remote, reference, keep_git_dir } => {
-            git::GitSource::new(remote, reference.as_deref(), *keep_git_dir).key().await
+        SourceOp::Git { remote, reference, keep_git_dir, checksum } => {
+            git::GitSource::new(remote, reference.as_deref())
+                .keep_git_dir(*keep_git_dir)
+                .checksum(checksum.as_deref())
+                .key()
+                .await
         }
         _ => unreachable!("only remote sources are keyed here"),
     }
@@ -51,8 +55,8 @@ pub(crate) async fn fetch(inner: &Inner, op: &SourceOp, keyed: Keyed) -> Result<
             let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
             Ok(source.download(&inner.snapshotter).await?.tree)
         }
-        SourceOp::Git { remote, reference, keep_git_dir } => {
-            let source = git::GitSource::new(remote, reference.as_deref(), *keep_git_dir);
+        SourceOp::Git { remote, reference, keep_git_dir, .. } => {
+            let source = git::GitSource::new(remote, reference.as_deref()).keep_git_dir(*keep_git_dir);
             let commit = keyed.resolved.expect("git sources are keyed by their resolved commit");
             source.checkout(&inner.snapshotter, &commit).await
         }

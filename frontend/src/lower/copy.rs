@@ -2,6 +2,7 @@
 //! repository, into a destination resolved against WORKDIR.
 
 use strata_llb::patterns::clean;
+use strata_llb::urls::{redact_credentials, redact_text};
 use strata_llb::{Chown, CopyAction, FileAction, FileOp, NodeId, NodeMeta, Op, SourceOp};
 
 use super::dispatch::{Lowering, StageState};
@@ -27,9 +28,11 @@ impl Lowering<'_> {
         step: &Step,
         copy: &CopyArgs,
         add: bool,
-        meta: NodeMeta,
+        mut meta: NodeMeta,
     ) -> Result<(), Error> {
         let name = if add { "ADD" } else { "COPY" };
+        // URLs may carry credentials; progress and history show them redacted.
+        meta.description = redact_text(&meta.description);
         let sources = copy.sources.iter().map(|s| self.expand(step, s, &state.env)).collect::<Result<Vec<_>, _>>()?;
         let remote = sources.iter().filter(|s| is_url(s) || is_git(s)).count();
         if remote > 0 && !add {
@@ -135,7 +138,7 @@ impl Lowering<'_> {
         let from = copy.from.as_deref().map(|f| format!("--from={f} ")).unwrap_or_default();
         let written: Vec<&str> =
             copy.sources.iter().map(String::as_str).chain(copy.heredocs.iter().map(|d| d.name.as_str())).collect();
-        state.record(format!("{name} {from}{} {dest_written}", written.join(" ")), Some(node));
+        state.record(redact_text(&format!("{name} {from}{} {dest_written}", written.join(" "))), Some(node));
         Ok(())
     }
 
@@ -182,7 +185,8 @@ impl Lowering<'_> {
             SourceOp::Http { filename: Some(name), .. } => format!("/{name}"),
             _ => "/".into(),
         };
-        let meta = NodeMeta { description: format!("{} ({source})", meta.description), ..meta.clone() };
+        let description = format!("{} ({})", meta.description, redact_credentials(source));
+        let meta = NodeMeta { description, ..meta.clone() };
         (self.graph.add(Op::Source(op), Vec::new(), meta), path)
     }
 }

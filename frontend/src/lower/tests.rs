@@ -220,3 +220,13 @@ fn remote_add_sources_are_not_unpacked_by_default() {
     assert_eq!(unpacks("FROM busybox\nADD --unpack=true https://example.com/a.tar.gz /\n"), [true]);
     assert_eq!(unpacks("FROM busybox\nADD a.tar.gz /\n"), [true]);
 }
+
+#[test]
+fn url_credentials_stay_out_of_history_and_progress() {
+    let definition = lowered("FROM busybox\nADD https://user:secret@example.com/f /\n", &LowerOptions::new());
+    let history: Vec<String> = definition.steps.iter().filter_map(|s| s.history.created_by.clone()).collect();
+    assert_eq!(history, ["ADD https://user:xxxxx@example.com/f / # buildkit"]);
+    for node in definition.graph.nodes() {
+        assert!(!node.meta.description.contains("secret"), "{}", node.meta.description);
+    }
+}

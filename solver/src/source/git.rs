@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
+use strata_llb::urls::redact_credentials;
 use strata_snapshotter::Snapshotter;
 
-use super::{Keyed, redact};
+use super::Keyed;
 use crate::error::{Error, IoContext, Result};
 use crate::snapshot::ActiveTree;
 
@@ -104,7 +105,7 @@ impl<'a> GitSource<'a> {
         }
         let keep_git_dir = self.keep_git_dir && self.subdir.is_none();
         if keep_git_dir {
-            self.git(dir, &["remote", "set-url", "origin", &redact(self.remote)]).await?;
+            self.git(dir, &["remote", "set-url", "origin", &redact_credentials(self.remote)]).await?;
             let fetch_head = work.path().join(".git/FETCH_HEAD");
             std::fs::remove_file(&fetch_head).io_context(|| format!("removing {}", fetch_head.display()))?;
         }
@@ -147,7 +148,7 @@ impl<'a> GitSource<'a> {
         }
         let output = command.output().await.map_err(|e| self.error(format!("running git (is it installed?): {e}")))?;
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr).replace(self.remote, &redact(self.remote));
+            let stderr = String::from_utf8_lossy(&output.stderr).replace(self.remote, &redact_credentials(self.remote));
             return Err(self.error(format!("git {} failed: {}", args[0], stderr.trim())));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -158,7 +159,7 @@ impl<'a> GitSource<'a> {
     }
 
     fn error(&self, reason: String) -> Error {
-        Error::Remote { url: redact(self.remote), reason }
+        Error::Remote { url: redact_credentials(self.remote), reason }
     }
 }
 

@@ -7,10 +7,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
+use strata_llb::urls::redact_credentials;
 use strata_snapshotter::Snapshotter;
 use tokio::io::AsyncWriteExt;
 
-use super::{Keyed, redact};
+use super::Keyed;
 use crate::error::{Error, IoContext, Result};
 use crate::snapshot::ActiveTree;
 
@@ -67,7 +68,7 @@ impl<'a> HttpSource<'a> {
 
     /// Downloads the file into a new snapshot, checking the pinned checksum.
     pub(crate) async fn download(&self, snapshotter: &Arc<dyn Snapshotter>) -> Result<Download> {
-        let url = redact(self.url);
+        let url = redact_credentials(self.url);
         let remote = |reason: String| Error::Remote { url: url.clone(), reason };
         let mut response = client()?.get(self.url).send().await.map_err(|e| remote(error_chain(&e)))?;
         let status = response.status();

@@ -63,31 +63,3 @@ pub(crate) async fn fetch(inner: &Inner, op: &SourceOp, keyed: Keyed) -> Result<
         _ => unreachable!("only remote sources are fetched here"),
     }
 }
-
-/// `url` with any password replaced by `xxxxx`, for messages: credentials never reach a log line.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            let hidden = if userinfo.contains(':') { format!("{user}:xxxxx") } else { "xxxxx".to_owned() };
-            format!("{scheme}://{hidden}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("https://user:secret@example.com/a@b"), "https://user:xxxxx@example.com/a@b");
-        assert_eq!(redact("https://token@example.com/x.git"), "https://xxxxx@example.com/x.git");
-        assert_eq!(redact("https://example.com/x?u=a@b"), "https://example.com/x?u=a@b");
-        assert_eq!(redact("git@github.com:moby/buildkit.git"), "git@github.com:moby/buildkit.git");
-    }
-}

@@ -29,6 +29,8 @@ struct Served {
     /// `(URL prefix, directory)`: files below the prefix come from the directory (a git repository).
     dirs: Vec<(String, PathBuf)>,
     requests: HashMap<String, usize>,
+    /// How often each path's body was sent (not a 304).
+    bodies: HashMap<String, usize>,
 }
 
 /// A small HTTP/1.1 server on 127.0.0.1: one response per connection, 404 for anything unknown.
@@ -72,6 +74,10 @@ impl Server {
         self.served.lock().unwrap().requests.get(path).copied().unwrap_or_default()
     }
 
+    fn bodies(&self, path: &str) -> usize {
+        self.served.lock().unwrap().bodies.get(path).copied().unwrap_or_default()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -94,32 +100,50 @@ fn respond(mut stream: TcpStream, served: &Mutex<Served>) {
     // Dumb-HTTP git asks for `info/refs?service=...` first; without the query it is a plain file.
     let target = request_line.split_whitespace().nth(1).unwrap_or("/");
     let path = target.split('?').next().unwrap_or(target).to_owned();
-    let mut header = String::new();
+    let (mut header, mut if_none_match) = (String::new(), None);
     while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("if-none-match")
+        {
+            if_none_match = Some(value.trim().to_owned());
+        }
         header.clear();
     }
-    let found = {
-        let mut served = served.lock().unwrap();
-        *served.requests.entry(path.clone()).or_default() += 1;
-        served.files.get(&path).cloned().or_else(|| {
-            served.dirs.iter().find_map(|(prefix, dir)| {
-                let rest = path.strip_prefix(prefix.as_str())?;
-                let body = std::fs::read(dir.join(rest.trim_start_matches('/'))).ok()?;
-                Some(Resource { body, last_modified: None })
-            })
+    let mut served = served.lock().unwrap();
+    *served.requests.entry(path.clone()).or_default() += 1;
+    let file = served.files.get(&path).cloned().map(|file| {
+        // Files get an ETag from their contents; a matching If-None-Match is answered 304.
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&file.body, &mut hasher);
+        let etag = format!("\"{:x}\"", std::hash::Hasher::finish(&hasher));
+        (file, Some(etag))
+    });
+    let found = file.or_else(|| {
+        served.dirs.iter().find_map(|(prefix, dir)| {
+            let rest = path.strip_prefix(prefix.as_str())?;
+            let body = std::fs::read(dir.join(rest.trim_start_matches('/'))).ok()?;
+            Some((Resource { body, last_modified: None }, None))
         })
-    };
+    });
     let response = match found {
-        Some(resource) => {
+        Some((_, Some(etag))) if if_none_match.as_ref() == Some(&etag) => {
+            format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n").into_bytes()
+        }
+        Some((resource, etag)) => {
+            *served.bodies.entry(path.clone()).or_default() += 1;
             let mut head =
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n", resource.body.len());
             if let Some(date) = &resource.last_modified {
                 head.push_str(&format!("Last-Modified: {date}\r\n"));
             }
+            if let Some(etag) = etag {
+                head.push_str(&format!("ETag: {etag}\r\n"));
+            }
             [format!("{head}\r\n").into_bytes(), resource.body].concat()
         }
         None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
     };
+    drop(served);
     let _ = stream.write_all(&response);
 }
 
@@ -200,12 +224,17 @@ fn add_from_http_keeps_mode_and_mtime_and_is_cached_until_the_file_changes() {
     let plain = std::fs::metadata(build.path("first/dir/plain.txt")).unwrap();
     assert_eq!(plain.modified().unwrap(), UNIX_EPOCH, "no Last-Modified: the epoch");
 
+    assert_eq!(server.bodies("/data.txt"), 1);
+
     let err = build.ok(&dockerfile, "second", &[]);
     assert!(all_cached(&err), "an unchanged remote file is a cache hit:\n{err}");
+    assert_eq!(server.requests("/data.txt"), 2, "the file is revalidated");
+    assert_eq!(server.bodies("/data.txt"), 1, "an unchanged ETag is not downloaded again");
 
     server.put("/data.txt", "two", Some("Thu, 22 Oct 2015 07:28:00 GMT"));
     let err = build.ok(&dockerfile, "third", &[]);
     assert!(err.contains("DONE"), "a changed remote file re-runs what uses it:\n{err}");
+    assert_eq!(server.bodies("/data.txt"), 2);
     assert_eq!(build.read("third/data.txt"), "two");
     assert_eq!(build.read("third/dir/plain.txt"), "plain");
 }

@@ -6,13 +6,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use strata_llb::urls::redact_credentials;
-use strata_snapshotter::Snapshotter;
+use strata_snapshotter::{MetadataStore, Snapshotter};
 use tokio::io::AsyncWriteExt;
 
 use super::Keyed;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, StoreContext};
 use crate::snapshot::ActiveTree;
 
 /// BuildKit's mode for downloaded files.
@@ -33,6 +34,17 @@ pub(crate) struct Download {
     pub(crate) digest: String,
     /// The `Last-Modified` header as sent, if any.
     pub(crate) last_modified: Option<String>,
+    /// The `ETag` header as sent, if any.
+    etag: Option<String>,
+}
+
+/// What the last download of a URL (without checksum) was, so an unchanged file is not downloaded again:
+/// the server's ETag, asked back with `If-None-Match` as BuildKit does, and the digest it stood for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Validator {
+    etag: String,
+    digest: String,
+    last_modified: Option<String>,
 }
 
 impl<'a> HttpSource<'a> {
@@ -52,31 +64,93 @@ impl<'a> HttpSource<'a> {
     }
 
     /// With a checksum the key is the checksum, so a hit downloads nothing; without one, the content's
-    /// digest and `Last-Modified`: a changed remote file misses, an unchanged one hits.
-    pub(crate) async fn key(&self, snapshotter: &Arc<dyn Snapshotter>) -> Result<Keyed> {
+    /// digest and `Last-Modified`: a changed remote file misses, an unchanged one hits. A file whose ETag the
+    /// server confirms unchanged (304) keeps the digest recorded with it and is not downloaded again.
+    pub(crate) async fn key(&self, snapshotter: &Arc<dyn Snapshotter>, metadata: &MetadataStore) -> Result<Keyed> {
         let mut part = format!("http\0{}\0{:o}\0", self.filename, MODE);
         if let Some(checksum) = self.checksum {
             part.push_str(checksum);
             return Ok(Keyed { part: part.into_bytes(), fetched: None, resolved: None });
         }
-        let download = self.download(snapshotter).await?;
-        part.push_str(&download.digest);
+        let known = self.validator(metadata)?;
+        let (digest, last_modified, fetched) =
+            match self.fetch(snapshotter, known.as_ref().map(|k| k.etag.as_str())).await? {
+                None => {
+                    let known = known.expect("only a known ETag is revalidated");
+                    (known.digest, known.last_modified, None)
+                }
+                Some(download) => {
+                    self.remember(metadata, &download)?;
+                    (download.digest, download.last_modified, Some(download.tree))
+                }
+            };
+        part.push_str(&digest);
         part.push('\0');
-        part.push_str(download.last_modified.as_deref().unwrap_or_default());
-        Ok(Keyed { part: part.into_bytes(), fetched: Some(download.tree), resolved: None })
+        part.push_str(last_modified.as_deref().unwrap_or_default());
+        Ok(Keyed { part: part.into_bytes(), fetched, resolved: Some(digest) })
     }
 
-    /// Downloads the file into a new snapshot, checking the pinned checksum.
-    pub(crate) async fn download(&self, snapshotter: &Arc<dyn Snapshotter>) -> Result<Download> {
+    /// Downloads the file into a new snapshot, checking the pinned checksum and, when keying saw the file
+    /// (`keyed`, its digest), that it has not changed since.
+    pub(crate) async fn download(&self, snapshotter: &Arc<dyn Snapshotter>, keyed: Option<&str>) -> Result<ActiveTree> {
+        let download = self.fetch(snapshotter, None).await?.expect("an unconditional GET is never 304");
+        match keyed {
+            Some(digest) if digest != download.digest => Err(Error::Remote {
+                url: redact_credentials(self.url),
+                reason: format!("changed during the build: {digest} when keyed, {} now", download.digest),
+            }),
+            _ => Ok(download.tree),
+        }
+    }
+
+    /// The validator recorded by the last download of this URL and file name, if any.
+    fn validator(&self, metadata: &MetadataStore) -> Result<Option<Validator>> {
+        let key = self.validator_key();
+        let record = metadata.cache(&key).store_context(|| format!("reading {key}"))?;
+        Ok(record.and_then(|r| serde_json::from_value(r.result).ok()))
+    }
+
+    /// Records the download's ETag (if the server sent one) for the next build.
+    fn remember(&self, metadata: &MetadataStore, download: &Download) -> Result<()> {
+        let Some(etag) = &download.etag else { return Ok(()) };
+        let validator = Validator {
+            etag: etag.clone(),
+            digest: download.digest.clone(),
+            last_modified: download.last_modified.clone(),
+        };
+        let key = self.validator_key();
+        let value = serde_json::to_value(&validator).expect("a validator serialises");
+        metadata.put_cache(&key, &value).store_context(|| format!("recording {key}"))
+    }
+
+    /// Where the validator lives in the metadata store; the URL is hashed, as it may hold credentials.
+    fn validator_key(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.url.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(self.filename.as_bytes());
+        format!("http-etag/{}", hasher.finalize().to_hex())
+    }
+
+    /// GETs the file into a new snapshot; with `if_none_match`, `None` when the server answers 304.
+    async fn fetch(&self, snapshotter: &Arc<dyn Snapshotter>, if_none_match: Option<&str>) -> Result<Option<Download>> {
         let url = redact_credentials(self.url);
         let remote = |reason: String| Error::Remote { url: url.clone(), reason };
-        let mut response = client()?.get(self.url).send().await.map_err(|e| remote(error_chain(&e)))?;
+        let mut request = client()?.get(self.url);
+        if let Some(etag) = if_none_match {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let mut response = request.send().await.map_err(|e| remote(error_chain(&e)))?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+            return Ok(None);
+        }
         if !status.is_success() {
             return Err(remote(format!("the server answered {status}")));
         }
-        let last_modified =
-            response.headers().get(reqwest::header::LAST_MODIFIED).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok());
+        let etag = header(reqwest::header::ETAG).map(str::to_owned);
+        let last_modified = header(reqwest::header::LAST_MODIFIED).map(str::to_owned);
         let (tree, dir) = tokio::task::block_in_place(|| -> Result<_> {
             let mut tree = ActiveTree::prepare(snapshotter, None)?;
             let dir = tree.mount()?;
@@ -107,7 +181,7 @@ impl<'a> HttpSource<'a> {
         if let Some(expected) = self.checksum.filter(|expected| **expected != digest) {
             return Err(Error::ChecksumMismatch { url, expected: expected.to_owned(), actual: digest });
         }
-        Ok(Download { tree, digest, last_modified })
+        Ok(Some(Download { tree, digest, last_modified, etag }))
     }
 }
 

@@ -17,7 +17,7 @@ pub(crate) struct Keyed {
     pub(crate) part: Vec<u8>,
     /// The fetched tree, when keying had to fetch; dropped (and removed) on a cache hit.
     pub(crate) fetched: Option<ActiveTree>,
-    /// What keying resolved that fetching must use (a git ref's commit), so both agree.
+    /// What keying resolved that fetching must match (a git ref's commit, a download's digest), so both agree.
     pub(crate) resolved: Option<String>,
 }
 
@@ -32,7 +32,7 @@ pub(crate) async fn key(inner: &Inner, op: &SourceOp) -> Result<Keyed> {
     match op {
         SourceOp::Http { url, checksum, filename } => {
             let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
-            source.key(&inner.snapshotter).await
+            source.key(&inner.snapshotter, &inner.metadata).await
         }
         SourceOp::Git { remote, reference, keep_git_dir, checksum } => {
             git::GitSource::new(remote, reference.as_deref())
@@ -53,7 +53,7 @@ pub(crate) async fn fetch(inner: &Inner, op: &SourceOp, keyed: Keyed) -> Result<
     match op {
         SourceOp::Http { url, checksum, filename } => {
             let source = http::HttpSource::new(url, checksum.as_deref(), filename.as_deref())?;
-            Ok(source.download(&inner.snapshotter).await?.tree)
+            source.download(&inner.snapshotter, keyed.resolved.as_deref()).await
         }
         SourceOp::Git { remote, reference, keep_git_dir, .. } => {
             let source = git::GitSource::new(remote, reference.as_deref()).keep_git_dir(*keep_git_dir);

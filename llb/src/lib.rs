@@ -11,6 +11,7 @@ mod image;
 mod op;
 pub mod patterns;
 mod render;
+pub mod urls;
 
 pub use definition::{BaseImage, Definition, LayerStep};
 pub use graph::{Graph, Node, NodeDigest, NodeId, NodeMeta};

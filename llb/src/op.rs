@@ -27,8 +27,8 @@ pub enum SourceOp {
     Local { name: String, include: Vec<String>, exclude: Vec<String> },
     /// A file downloaded over HTTP(S), optionally pinned by checksum.
     Http { url: String, checksum: Option<String>, filename: Option<String> },
-    /// A git repository at a ref.
-    Git { remote: String, reference: Option<String>, keep_git_dir: bool },
+    /// A git repository at a ref; `checksum` is a commit (or tag object) SHA prefix the ref must resolve to.
+    Git { remote: String, reference: Option<String>, keep_git_dir: bool, checksum: Option<String> },
 }
 
 /// A process run over a root filesystem and further mounts.

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::graph::Graph;
 use crate::op::{FileAction, Op, SourceOp};
+use crate::urls::redact_credentials;
 
 impl Graph {
     /// The graph in Graphviz's dot language; edges point from an input to the node that reads it.
@@ -34,8 +35,8 @@ fn summary(op: &Op) -> String {
     match op {
         Op::Source(SourceOp::Image { reference, .. }) => format!("image {reference}"),
         Op::Source(SourceOp::Local { name, .. }) => format!("local {name}"),
-        Op::Source(SourceOp::Http { url, .. }) => format!("http {url}"),
-        Op::Source(SourceOp::Git { remote, .. }) => format!("git {remote}"),
+        Op::Source(SourceOp::Http { url, .. }) => format!("http {}", redact_credentials(url)),
+        Op::Source(SourceOp::Git { remote, .. }) => format!("git {}", redact_credentials(remote)),
         Op::Exec(exec) => exec.args.join(" "),
         Op::File(file) => file
             .actions

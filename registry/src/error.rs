@@ -48,6 +48,9 @@ pub enum Error {
     /// A manifest or index is malformed, of an unsupported type, or has no entry for the wanted platform.
     #[error("{registry}/{repository}: manifest {reference}: {reason}")]
     Manifest { registry: String, repository: String, reference: String, reason: String },
+    /// An OCI image layout directory cannot be read, names no such image, or holds a blob that fails verification.
+    #[error("OCI layout {}: {reason}", path.display())]
+    Layout { path: PathBuf, reason: String },
     /// The content store failed while storing or reading a blob.
     #[error("content store: {context}: {source}")]
     Store {

@@ -85,6 +85,24 @@ pub enum Error {
         /// `security.insecure`.
         entitlement: &'static str,
     },
+    /// A remote source (URL or git repository) could not be fetched; `url` has its password redacted.
+    #[error("{url}: {reason}")]
+    Remote {
+        /// Where it was fetched from.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A download does not match the checksum it was pinned with (`ADD --checksum`), worded as BuildKit words it.
+    #[error("digest mismatch for {url}: {actual} (expected: {expected})")]
+    ChecksumMismatch {
+        /// The URL, password redacted.
+        url: String,
+        /// The pinned checksum.
+        expected: String,
+        /// The downloaded content's digest.
+        actual: String,
+    },
     /// A worker task panicked (a bug; this keeps the message).
     #[error("a solver task panicked while these steps were unfinished: {steps}: {reason}")]
     Task {

@@ -13,6 +13,7 @@ mod image;
 mod merge;
 mod scheduler;
 mod snapshot;
+mod source;
 mod ssh;
 mod stubs;
 

@@ -14,7 +14,7 @@ use crate::cache::{self, KeyBuilder};
 use crate::context::{self, ContextFilter};
 use crate::error::{Error, Result};
 use crate::snapshot::{ReadTree, unique_key};
-use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge};
+use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge, source};
 
 /// What one node's task hands back.
 struct Outcome {
@@ -112,7 +112,13 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
         let result = NodeResult { snapshot, key, cached: false };
         return Ok(Outcome { node: node.id, result, image: Some(image), executed: false });
     }
-    let key = tokio::task::block_in_place(|| cache_key(inner, graph, node, inputs))?;
+    let (key, remote) = match &node.op {
+        Op::Source(op) if source::is_remote(op) => {
+            let keyed = source::key(inner, op).await?;
+            (KeyBuilder::new(&node.digest.0).input(&keyed.part).finish(), Some(keyed))
+        }
+        _ => (tokio::task::block_in_place(|| cache_key(inner, graph, node, inputs))?, None),
+    };
     if !node.meta.ignore_cache
         && let Some(snapshot) = tokio::task::block_in_place(|| cache::lookup(&inner.metadata, &key))?
     {
@@ -131,7 +137,7 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
                 &ContextFilter::new(include, exclude)?.skipping(&inner.root),
             )
         })?,
-        Op::Source(_) => return Err(Error::Unsupported(format!("the {} op", node.op.kind()))),
+        Op::Source(op) => source::fetch(inner, op, remote.expect("remote sources are keyed above")).await?,
     };
     let name = unique_key("build");
     tokio::task::block_in_place(|| {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use strata_registry::{Platform, Reference};
+use strata_registry::{Platform, PulledImage, Reference};
 use strata_snapshotter::Digest;
 use strata_snapshotter::metadata::RefTarget;
 
@@ -42,13 +42,18 @@ pub fn pull(
 ) -> Result<Digest, CliError> {
     let client = registry_client(globals)?;
     let image = block_on(client.pull(reference, &stores.content, platform))?.map_err(CliError::from_display)?;
+    name_pulled(stores, reference, &image)?;
+    stores.unpack_image(reference, &stores.load_image(reference)?)?;
+    Ok(image.manifest_digest)
+}
+
+/// Names an image whose blobs are in the content store (pulled or imported), keeping them alive under the name.
+pub fn name_pulled(stores: &Stores, reference: &Reference, image: &PulledImage) -> Result<(), CliError> {
     let mut blobs = vec![image.manifest_digest.clone(), image.config_digest.clone()];
     blobs.extend(image.index_digest.clone());
     for layer in image.manifest.layers() {
         blobs.push(layer.digest().to_string().parse().map_err(CliError::from_display)?);
     }
     let targets: Vec<RefTarget> = blobs.into_iter().map(RefTarget::Blob).collect();
-    stores.name_image(reference, &image.manifest_digest, &targets)?;
-    stores.unpack_image(reference, &stores.load_image(reference)?)?;
-    Ok(image.manifest_digest)
+    stores.name_image(reference, &image.manifest_digest, &targets)
 }

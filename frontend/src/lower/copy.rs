@@ -2,6 +2,7 @@
 //! repository, into a destination resolved against WORKDIR.
 
 use strata_llb::patterns::clean;
+use strata_llb::urls::{redact_credentials, redact_text};
 use strata_llb::{Chown, CopyAction, FileAction, FileOp, NodeId, NodeMeta, Op, SourceOp};
 
 use super::dispatch::{Lowering, StageState};
@@ -27,9 +28,11 @@ impl Lowering<'_> {
         step: &Step,
         copy: &CopyArgs,
         add: bool,
-        meta: NodeMeta,
+        mut meta: NodeMeta,
     ) -> Result<(), Error> {
         let name = if add { "ADD" } else { "COPY" };
+        // URLs may carry credentials; progress and history show them redacted.
+        meta.description = redact_text(&meta.description);
         let sources = copy.sources.iter().map(|s| self.expand(step, s, &state.env)).collect::<Result<Vec<_>, _>>()?;
         let remote = sources.iter().filter(|s| is_url(s) || is_git(s)).count();
         if remote > 0 && !add {
@@ -97,7 +100,14 @@ impl Lowering<'_> {
                 for source in &sources {
                     let (node, path) = self.remote_source(source, copy, &meta);
                     let input = Some(input_of(node));
-                    actions.push(FileAction::Copy(CopyAction { input, sources: vec![path], ..template.clone() }));
+                    // Downloaded archives stay archives unless `--unpack=true`, as in BuildKit.
+                    let unpack = copy.unpack.unwrap_or(false);
+                    actions.push(FileAction::Copy(CopyAction {
+                        input,
+                        sources: vec![path],
+                        unpack,
+                        ..template.clone()
+                    }));
                 }
             }
         }
@@ -128,11 +138,11 @@ impl Lowering<'_> {
         let from = copy.from.as_deref().map(|f| format!("--from={f} ")).unwrap_or_default();
         let written: Vec<&str> =
             copy.sources.iter().map(String::as_str).chain(copy.heredocs.iter().map(|d| d.name.as_str())).collect();
-        state.record(format!("{name} {from}{} {dest_written}", written.join(" ")), Some(node));
+        state.record(redact_text(&format!("{name} {from}{} {dest_written}", written.join(" "))), Some(node));
         Ok(())
     }
 
-    /// The filesystem `--from` names: an earlier stage or an image. Variables are not allowed there.
+    /// The filesystem `--from` names: an earlier stage, a named context or an image. Variables are not allowed there.
     fn copy_source(
         &mut self,
         state: &StageState,
@@ -152,7 +162,10 @@ impl Lowering<'_> {
                 stage.display_name()
             ))),
             StageRef::Stage(index) => Ok(self.stage_root(index)?),
-            StageRef::Image => Ok(Some(self.image(&step.node, from, &state.platform)?)),
+            StageRef::Image => match self.named_context(from) {
+                Some(context) => self.context_root(context, &step.node, &state.platform),
+                None => Ok(Some(self.image(&step.node, from, &state.platform)?)),
+            },
         }
     }
 
@@ -163,7 +176,7 @@ impl Lowering<'_> {
                 Some((remote, reference)) => (remote.to_owned(), Some(reference.to_owned())),
                 None => (source.to_owned(), None),
             };
-            SourceOp::Git { remote, reference, keep_git_dir: copy.keep_git_dir }
+            SourceOp::Git { remote, reference, keep_git_dir: copy.keep_git_dir, checksum: copy.checksum.clone() }
         } else {
             let filename = url_file_name(source);
             SourceOp::Http { url: source.to_owned(), checksum: copy.checksum.clone(), filename: Some(filename) }
@@ -172,7 +185,8 @@ impl Lowering<'_> {
             SourceOp::Http { filename: Some(name), .. } => format!("/{name}"),
             _ => "/".into(),
         };
-        let meta = NodeMeta { description: format!("{} ({source})", meta.description), ..meta.clone() };
+        let description = format!("{} ({})", meta.description, redact_credentials(source));
+        let meta = NodeMeta { description, ..meta.clone() };
         (self.graph.add(Op::Source(op), Vec::new(), meta), path)
     }
 }

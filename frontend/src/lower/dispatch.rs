@@ -203,6 +203,11 @@ impl<'a> Lowering<'a> {
     fn lower_stage(&mut self, index: usize) -> Result<StageState, Error> {
         let stages = self.stages;
         let stage = &stages.stages[index];
+        if let Some(context) = stage.name.as_deref().and_then(|name| self.named_context(name)) {
+            // A named context replaces the stage of its name, instructions and all, as in BuildKit.
+            let platform = self.stage_platform(stage)?;
+            return self.context_state(context, stage, platform);
+        }
         let mut state = self.start(stage)?;
         // Triggers of the base run first, once: the result no longer carries them.
         let triggers = match state.config.on_build.take() {
@@ -217,21 +222,34 @@ impl<'a> Lowering<'a> {
         Ok(state)
     }
 
-    /// The state right after FROM: a copy of an earlier stage, an image, or scratch.
+    /// The state right after FROM: a copy of an earlier stage, a named context, an image, or scratch.
     fn start(&mut self, stage: &Stage) -> Result<StageState, Error> {
         let base = expand(&self.lexer, &stage.from, &stage.base, &self.global_args)?;
         if base.is_empty() {
             return Err(stage.from.error(format!("base name ({}) should not be blank", stage.base)));
         }
-        let platform = match &stage.platform {
-            Some(raw) => expand(&self.lexer, &stage.from, raw, &self.global_args)?
-                .parse::<Platform>()
-                .map_err(|e| stage.from.error(e))?,
-            None => self.options.target_platform.clone(),
-        };
+        let platform = self.stage_platform(stage)?;
         if let StageRef::Stage(parent) = self.stages.resolve_base(stage.index, &base) {
             return self.stage_state(parent);
         }
+        if let Some(context) = self.named_context(&base) {
+            return self.context_state(context, stage, platform);
+        }
+        self.base_state(stage, &base, platform)
+    }
+
+    /// `FROM --platform`, or the target platform.
+    fn stage_platform(&self, stage: &Stage) -> Result<Platform, Error> {
+        match &stage.platform {
+            Some(raw) => expand(&self.lexer, &stage.from, raw, &self.global_args)?
+                .parse::<Platform>()
+                .map_err(|e| stage.from.error(e)),
+            None => Ok(self.options.target_platform.clone()),
+        }
+    }
+
+    /// The state of a stage built on the image `base` (or scratch).
+    pub(super) fn base_state(&mut self, stage: &Stage, base: &str, platform: Platform) -> Result<StageState, Error> {
         let mut state = StageState {
             root: None,
             env: EnvMap::new(),
@@ -246,7 +264,7 @@ impl<'a> Lowering<'a> {
             state.config.env = Some(vec![format!("PATH={DEFAULT_PATH}")]);
             state.config.working_dir = Some("/".into());
         } else {
-            let resolved = self.resolver.resolve(&base, &state.platform).map_err(|e| stage.from.error(e))?;
+            let resolved = self.resolver.resolve(base, &state.platform).map_err(|e| stage.from.error(e))?;
             let node = self.image_node(&resolved.reference, &state.platform);
             state.root = Some(node);
             state.base = Some(BaseImage { reference: resolved.reference, node });

@@ -3,6 +3,7 @@
 //! never resolved).
 
 mod args;
+mod contexts;
 mod copy;
 mod dispatch;
 mod expose;
@@ -17,6 +18,7 @@ use strata_llb::{Definition, ImageConfig, Platform};
 use crate::error::Error;
 use crate::parser::Ast;
 
+pub use contexts::NamedContext;
 pub use outline::{Outline, OutlineArg, OutlineSecret, StageSummary, outline, targets};
 
 /// Looks up base images while lowering, so their configuration (ENV, WORKDIR, USER, ONBUILD) is known.
@@ -56,6 +58,7 @@ pub struct LowerOptions {
     no_cache: bool,
     no_cache_filter: Vec<String>,
     ignore_patterns: Vec<String>,
+    named_contexts: BTreeMap<String, NamedContext>,
 }
 
 impl Default for LowerOptions {
@@ -69,6 +72,7 @@ impl Default for LowerOptions {
             no_cache: false,
             no_cache_filter: Vec::new(),
             ignore_patterns: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -118,6 +122,14 @@ impl LowerOptions {
     /// The `.dockerignore` patterns filtering the build context.
     pub fn ignore_patterns(mut self, patterns: Vec<String>) -> Self {
         self.ignore_patterns = patterns;
+        self
+    }
+
+    /// Names a build context (`--build-context NAME=VALUE`): it replaces a stage called `name`, and stands for
+    /// `name` in FROM, `COPY --from` and `RUN --mount=from`; `alpine` and `docker.io/library/alpine:latest`
+    /// are one name.
+    pub fn named_context(mut self, name: &str, context: NamedContext) -> Self {
+        self.named_contexts.insert(contexts::context_key(name), context);
         self
     }
 

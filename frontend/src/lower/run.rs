@@ -134,7 +134,10 @@ impl Lowering<'_> {
                     return Err(Error::Build { message: format!("circular dependency detected on stage: {name}") });
                 }
                 StageRef::Stage(index) => self.stage_root(index)?,
-                StageRef::Image => Some(self.image(&step.node, from, &state.platform)?),
+                StageRef::Image => match self.named_context(from) {
+                    Some(context) => self.context_root(context, &step.node, &state.platform)?,
+                    None => Some(self.image(&step.node, from, &state.platform)?),
+                },
             },
             None if spec.kind == MountType::Bind => Some(self.context()),
             None => None,

@@ -163,3 +163,94 @@ fn step_labels_are_buildkits() {
     let two = descriptions("FROM busybox AS build\nRUN echo a\nFROM busybox\nCOPY --from=build / /\n");
     assert_eq!(two, ["[build 2/2] RUN echo a", "[stage-1 2/2] COPY --from=build / /"]);
 }
+
+fn local(name: &str) -> NamedContext {
+    NamedContext::Local { name: name.into(), exclude: vec!["*.log".into()] }
+}
+
+fn local_sources(definition: &Definition) -> Vec<String> {
+    let sources = definition.graph.nodes().iter().filter_map(|n| match &n.op {
+        Op::Source(SourceOp::Local { name, .. }) => Some(name.clone()),
+        _ => None,
+    });
+    sources.collect()
+}
+
+#[test]
+fn named_contexts_stand_for_copy_and_mount_sources() {
+    let recorder = Recorder::default();
+    let text = "FROM busybox\nCOPY --from=assets /a /a\nRUN --mount=from=tools,target=/t /t/run\n";
+    let options = LowerOptions::new().named_context("assets", local("assets")).named_context("tools", local("tools"));
+    let definition = lower(&parse(text, "Dockerfile").unwrap(), &options, &recorder).unwrap();
+    assert_eq!(*recorder.0.borrow(), ["busybox"], "context names are not resolved as images");
+    assert_eq!(local_sources(&definition), ["assets", "tools"]);
+    let excludes = definition.graph.nodes().iter().find_map(|n| match &n.op {
+        Op::Source(SourceOp::Local { exclude, .. }) => Some(exclude.clone()),
+        _ => None,
+    });
+    assert_eq!(excludes.unwrap(), ["*.log"], "a directory context keeps its .dockerignore patterns");
+}
+
+#[test]
+fn image_contexts_replace_from_under_their_familiar_name() {
+    let recorder = Recorder::default();
+    let text = "FROM docker.io/library/base:latest\nRUN true\n";
+    let options = LowerOptions::new().named_context("base", NamedContext::Image("busybox".into()));
+    let definition = lower(&parse(text, "Dockerfile").unwrap(), &options, &recorder).unwrap();
+    assert_eq!(*recorder.0.borrow(), ["busybox"]);
+    assert_eq!(definition.base.unwrap().reference, "docker.io/library/busybox:latest");
+    assert_eq!(definition.config.env, Some(vec!["PATH=/bin".into()]), "the context image's config applies");
+}
+
+#[test]
+fn a_named_context_replaces_a_stage_and_its_instructions() {
+    let recorder = Recorder::default();
+    let text = "FROM broken AS build\nRUN make\nFROM busybox\nCOPY --from=build /out /out\n";
+    let options = LowerOptions::new().named_context("build", local("prebuilt"));
+    let definition = lower(&parse(text, "Dockerfile").unwrap(), &options, &recorder).unwrap();
+    assert_eq!(*recorder.0.borrow(), ["busybox"], "the replaced stage's FROM is never resolved");
+    assert!(execs(&definition).is_empty(), "the replaced stage's RUN is not lowered");
+    assert_eq!(local_sources(&definition), ["prebuilt"]);
+}
+
+#[test]
+fn a_directory_context_as_base_is_a_layer() {
+    let text = "FROM app\n";
+    let definition = lowered(text, &LowerOptions::new().named_context("app", local("app")));
+    assert!(definition.base.is_none());
+    let root = definition.root.unwrap();
+    assert!(matches!(&definition.graph.node(root).op, Op::Source(SourceOp::Local { name, .. }) if name == "app"));
+    assert_eq!(definition.steps.len(), 1);
+    assert_eq!(definition.steps[0].node, Some(root), "the directory is recorded as a layer step");
+    let scratch = lowered("FROM empty\nCOPY --from=empty / /\n", &{
+        LowerOptions::new().named_context("empty", NamedContext::Image("scratch".into()))
+    });
+    assert!(scratch.base.is_none());
+}
+
+#[test]
+fn remote_add_sources_are_not_unpacked_by_default() {
+    let unpacks = |text: &str| {
+        let definition = lowered(text, &LowerOptions::new());
+        let copies = definition.graph.nodes().iter().filter_map(|n| match &n.op {
+            Op::File(file) => {
+                file.actions.iter().find_map(|a| if let FileAction::Copy(c) = a { Some(c.unpack) } else { None })
+            }
+            _ => None,
+        });
+        copies.collect::<Vec<_>>()
+    };
+    assert_eq!(unpacks("FROM busybox\nADD https://example.com/a.tar.gz /\n"), [false]);
+    assert_eq!(unpacks("FROM busybox\nADD --unpack=true https://example.com/a.tar.gz /\n"), [true]);
+    assert_eq!(unpacks("FROM busybox\nADD a.tar.gz /\n"), [true]);
+}
+
+#[test]
+fn url_credentials_stay_out_of_history_and_progress() {
+    let definition = lowered("FROM busybox\nADD https://user:secret@example.com/f /\n", &LowerOptions::new());
+    let history: Vec<String> = definition.steps.iter().filter_map(|s| s.history.created_by.clone()).collect();
+    assert_eq!(history, ["ADD https://user:xxxxx@example.com/f / # buildkit"]);
+    for node in definition.graph.nodes() {
+        assert!(!node.meta.description.contains("secret"), "{}", node.meta.description);
+    }
+}

@@ -10,6 +10,7 @@ use strata_snapshotter::snapshot;
 use strata_snapshotter::{ContentStore, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
 
+use super::contexts::BuildContexts;
 use super::export::{Exporter, export, image_names};
 use super::images::StoreResolver;
 use super::output::Output;
@@ -34,8 +35,9 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
         .build()
         .map_err(|e| CliError(format!("starting the async runtime: {e}")))?;
     let stores = Stores::open(globals)?;
-    let definition =
-        lower(ast, options, &StoreResolver { globals, stores: &stores }).map_err(CliError::from_display)?;
+    let contexts = BuildContexts::load(&args.build_contexts, &stores, args.platform.as_deref())?;
+    let definition = lower(ast, &contexts.apply(options), &StoreResolver { globals, stores: &stores })
+        .map_err(CliError::from_display)?;
 
     let content = Arc::new(ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?);
     let metadata = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
@@ -48,6 +50,9 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let mut solver = Solver::builder(&globals.root, content.clone(), metadata, snapshotter, images)
         .context("context", &args.context)
         .progress(progress.clone());
+    for (name, dir) in &contexts.locals {
+        solver = solver.context(name, dir);
+    }
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
@@ -69,11 +74,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
 
 /// Flags whose effect strata does not have yet fail the build rather than being silently ignored.
 fn refuse_unsupported(args: &BuildArgs) -> Result<(), CliError> {
-    let unsupported = [
-        (!args.build_contexts.is_empty(), "--build-context"),
-        (!args.cache_from.is_empty(), "--cache-from"),
-        (!args.cache_to.is_empty(), "--cache-to"),
-    ];
+    let unsupported = [(!args.cache_from.is_empty(), "--cache-from"), (!args.cache_to.is_empty(), "--cache-to")];
     match unsupported.iter().find(|(given, _)| *given) {
         Some((_, flag)) => Err(CliError(format!("{flag} is not supported yet"))),
         None => Ok(()),

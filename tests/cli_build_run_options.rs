@@ -73,10 +73,14 @@ fn network_none_leaves_only_loopback_per_step_or_for_the_build() {
     assert!(ok, "{err}");
     assert_eq!(interfaces(&err), ["lo"], "{err}");
 
-    let default = context(&registry, "default", "RUN cat /proc/net/dev\n");
+    // Not the first step's command, which with --network none would be the same op, cached.
+    let default = context(&registry, "default", "RUN cat /proc/net/dev && true\n");
     let (ok, err) = build(&registry, &default, &["--network", "none"]);
     assert!(ok, "{err}");
     assert_eq!(interfaces(&err), ["lo"], "--network none is the build's default: {err}");
+    let (ok, err) = build(&registry, &default, &[]);
+    assert!(ok, "{err}");
+    assert!(interfaces(&err).len() > 1, "the build's network is part of the step's cache key: {err}");
 
     let host = context(&registry, "host", "RUN --network=host cat /proc/net/dev\n");
     let (ok, err) = build(&registry, &host, &["--network", "none"]);

@@ -74,11 +74,11 @@ pub(crate) fn check_entitlements(inner: &Inner, definition: &Definition) -> Resu
     }
 }
 
-/// The runtime's network for `mode`; a step that names none gets the build's default.
-fn network(mode: NetworkMode, default: NetworkMode) -> Network {
-    match (mode, default) {
-        (NetworkMode::None, _) | (NetworkMode::Default, NetworkMode::None) => Network::None,
-        (NetworkMode::Host, _) | (NetworkMode::Default, _) => Network::Host,
+/// The runtime's network for `mode`: strata's default is the host's (BuildKit's OCI worker with host networking).
+fn network(mode: NetworkMode) -> Network {
+    match mode {
+        NetworkMode::None => Network::None,
+        NetworkMode::Host | NetworkMode::Default => Network::Host,
     }
 }
 
@@ -114,7 +114,7 @@ pub(crate) async fn run(
         .envs(op.env.iter().chain(&proxy_env(&op.proxy_env)))
         .cwd(&op.cwd)
         .user(if op.user.is_empty() { "0" } else { op.user.as_str() })
-        .network(network(op.network, inner.network))
+        .network(network(op.network))
         .privileged(op.security == SecurityMode::Insecure);
     // BuildKit points SSH_AUTH_SOCK at the first ssh mount unless the step sets it.
     let first_ssh = op.mounts.iter().find(|m| matches!(m.kind, MountKind::Ssh { .. }));
@@ -290,12 +290,11 @@ mod tests {
     }
 
     #[test]
-    fn steps_without_a_network_get_the_builds_default() {
+    fn the_default_network_is_the_hosts() {
         use super::{Network, NetworkMode, network};
-        assert_eq!(network(NetworkMode::Default, NetworkMode::Default), Network::Host);
-        assert_eq!(network(NetworkMode::Default, NetworkMode::None), Network::None);
-        assert_eq!(network(NetworkMode::Host, NetworkMode::None), Network::Host);
-        assert_eq!(network(NetworkMode::None, NetworkMode::Host), Network::None);
+        assert_eq!(network(NetworkMode::Default), Network::Host);
+        assert_eq!(network(NetworkMode::Host), Network::Host);
+        assert_eq!(network(NetworkMode::None), Network::None);
     }
 
     #[test]

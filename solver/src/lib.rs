@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_llb::{Definition, NetworkMode, NodeId};
+use strata_llb::{Definition, NodeId};
 use strata_runtime::Runtime;
 use strata_snapshotter::{ContentStore, MetadataStore, Snapshotter};
 
@@ -72,7 +72,6 @@ pub(crate) struct Inner {
     pub(crate) progress: Arc<dyn Progress>,
     pub(crate) parallelism: usize,
     pub(crate) ssh: HashMap<String, PathBuf>,
-    pub(crate) network: NetworkMode,
     pub(crate) allow_insecure: bool,
 }
 
@@ -94,7 +93,6 @@ pub struct SolverBuilder {
     progress: Arc<dyn Progress>,
     parallelism: usize,
     ssh: HashMap<String, PathBuf>,
-    network: NetworkMode,
     allow_insecure: bool,
 }
 
@@ -121,12 +119,6 @@ impl SolverBuilder {
     /// the graph, so the socket never reaches a cache key or layer.
     pub fn ssh(mut self, id: impl Into<String>, socket: impl Into<PathBuf>) -> Self {
         self.ssh.insert(id.into(), socket.into());
-        self
-    }
-
-    /// Sets the network of RUN steps that do not choose one (`--network`; default: the host's).
-    pub fn network(mut self, network: NetworkMode) -> Self {
-        self.network = network;
         self
     }
 
@@ -164,7 +156,6 @@ impl SolverBuilder {
                 progress: self.progress,
                 parallelism: self.parallelism,
                 ssh: self.ssh,
-                network: self.network,
                 allow_insecure: self.allow_insecure,
             }),
         }
@@ -192,7 +183,6 @@ impl Solver {
             progress: Arc::new(NoProgress),
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ssh: HashMap::new(),
-            network: NetworkMode::Default,
             allow_insecure: false,
         }
     }

@@ -13,7 +13,7 @@ mod stages;
 
 use std::collections::BTreeMap;
 
-use strata_llb::{Definition, ImageConfig, Platform};
+use strata_llb::{Definition, ImageConfig, NetworkMode, Platform};
 
 use crate::error::Error;
 use crate::parser::Ast;
@@ -59,6 +59,7 @@ pub struct LowerOptions {
     no_cache_filter: Vec<String>,
     ignore_patterns: Vec<String>,
     named_contexts: BTreeMap<String, NamedContext>,
+    network: NetworkMode,
 }
 
 impl Default for LowerOptions {
@@ -73,11 +74,19 @@ impl Default for LowerOptions {
             no_cache_filter: Vec::new(),
             ignore_patterns: Vec::new(),
             named_contexts: BTreeMap::new(),
+            network: NetworkMode::Default,
         }
     }
 }
 
 impl LowerOptions {
+    /// Sets the network of RUN steps that do not choose one (`--network`); it is part of each step's op, so of
+    /// its cache key, as in BuildKit.
+    pub fn network(mut self, network: NetworkMode) -> Self {
+        self.network = network;
+        self
+    }
+
     /// Default options: the last stage, host platform, no build args.
     pub fn new() -> Self {
         Self::default()

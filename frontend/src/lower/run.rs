@@ -101,7 +101,7 @@ impl Lowering<'_> {
             network: match network.as_deref() {
                 Some("none") => NetworkMode::None,
                 Some("host") => NetworkMode::Host,
-                _ => NetworkMode::Default,
+                _ => self.options.network,
             },
             security: match security.as_deref() {
                 Some("insecure") => SecurityMode::Insecure,

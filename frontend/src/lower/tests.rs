@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use strata_llb::{Definition, ExecOp, FileAction, ImageConfig, MountKind, Op, Platform, SourceOp};
+use strata_llb::{Definition, ExecOp, FileAction, ImageConfig, MountKind, NetworkMode, Op, Platform, SourceOp};
 
 use super::*;
 use crate::parser::parse;
@@ -253,4 +253,14 @@ fn url_credentials_stay_out_of_history_and_progress() {
     for node in definition.graph.nodes() {
         assert!(!node.meta.description.contains("secret"), "{}", node.meta.description);
     }
+}
+
+#[test]
+fn the_builds_network_is_the_default_of_steps_that_choose_none() {
+    let text = "FROM busybox\nRUN a\nRUN --network=host b\n";
+    let networks = |options: &LowerOptions| -> Vec<NetworkMode> {
+        execs(&lowered(text, options)).iter().map(|exec| exec.network).collect()
+    };
+    assert_eq!(networks(&LowerOptions::new()), [NetworkMode::Default, NetworkMode::Host]);
+    assert_eq!(networks(&LowerOptions::new().network(NetworkMode::None)), [NetworkMode::None, NetworkMode::Host]);
 }

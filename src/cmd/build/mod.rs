@@ -171,7 +171,8 @@ fn lower_options(args: &BuildArgs, dockerfile: &Path) -> Result<LowerOptions, Cl
     let mut options = LowerOptions::new()
         .target(args.target.clone())
         .no_cache(args.no_cache)
-        .no_cache_filter(args.no_cache_filter.clone());
+        .no_cache_filter(args.no_cache_filter.clone())
+        .network(run_options::network_mode(args.network.as_deref())?);
     if let Some(platform) = &args.platform {
         let platform = platform.parse::<Platform>().map_err(|e| CliError(format!("--platform: {e}")))?;
         options = options.target_platform(platform);

@@ -1,4 +1,4 @@
-//! What RUN steps may do, from `--allow`, `--network` and `--ssh`, applied to the solver.
+//! What RUN steps may do, from `--allow` and `--ssh` applied to the solver, and `--network` for lowering.
 
 use strata_llb::NetworkMode;
 use strata_solver::SolverBuilder;
@@ -21,16 +21,15 @@ pub fn apply(mut solver: SolverBuilder, args: &BuildArgs) -> Result<(SolverBuild
             }
         }
     }
-    let network = network_mode(args.network.as_deref())?;
     let agents = agents(&args.ssh)?;
     for (id, socket) in &agents.sockets {
         solver = solver.ssh(id, socket);
     }
-    Ok((solver.network(network), agents))
+    Ok((solver, agents))
 }
 
 /// `--network`: buildx's `default`, `none` and `host`.
-fn network_mode(flag: Option<&str>) -> Result<NetworkMode, CliError> {
+pub fn network_mode(flag: Option<&str>) -> Result<NetworkMode, CliError> {
     match flag {
         None | Some("default") => Ok(NetworkMode::Default),
         Some("none") => Ok(NetworkMode::None),

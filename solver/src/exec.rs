@@ -11,7 +11,7 @@ use strata_runtime::{Network, ProcessSpec, Rootfs};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::error::{Error, IoContext, Result};
-use crate::file::resolve_in_root;
+use crate::file::{copy_tree, resolve_in_root};
 use crate::snapshot::{ActiveTree, ReadTree};
 use crate::ssh::AgentProxy;
 use crate::stubs::Stubs;
@@ -144,11 +144,25 @@ pub(crate) async fn run(
                 builder.bind(source, &mount.target, mount.readonly)
             }
             MountKind::Cache { id, sharing, mode, uid, gid } => {
-                let persistent = inner.root.join("cache-mounts").join(blake3::hash(id.as_bytes()).to_hex().as_str());
+                let cache = CacheMount { id, mode: *mode, uid: *uid, gid: *gid };
+                // `from=` seeds the cache with a tree; like BuildKit, that makes it another cache than the bare id.
+                let seed = match &input {
+                    Some(snapshot) => {
+                        let tree = tokio::task::block_in_place(|| ReadTree::open(&snapshotter, Some(snapshot)))?;
+                        let path = resolve_in_root(tree.path(), mount.selector.as_deref().unwrap_or("/"), true)?;
+                        holds.reads.push(tree);
+                        Some((snapshot.as_str(), path))
+                    }
+                    None => None,
+                };
+                let seed = seed.as_ref().map(|(name, path)| (*name, path.as_path()));
                 let dir = if fresh_cache_mounts {
-                    holds.fresh_dir(id)?
+                    cache.create(&holds.fresh_dir(id)?, seed.map(|(_, path)| path))?
                 } else {
-                    let dir = cache_dir(&persistent, id, *mode, *uid, *gid)?;
+                    let dir = cache.create(
+                        &cache.persistent_dir(&inner.root, seed.map(|(name, _)| name)),
+                        seed.map(|(_, path)| path),
+                    )?;
                     // The lock is a flock on the directory, so it also holds between strata processes: shared users
                     // hold it shared, so a locked user waits for them and a private one goes elsewhere.
                     match sharing {
@@ -163,11 +177,11 @@ pub(crate) async fn run(
                                 holds.locks.push(lock);
                                 dir
                             }
-                            None => holds.fresh_dir(id)?,
+                            None => cache.create(&holds.fresh_dir(id)?, seed.map(|(_, path)| path))?,
                         },
                     }
                 };
-                builder.bind(cache_dir(&dir, id, *mode, *uid, *gid)?, &mount.target, false)
+                builder.bind(dir, &mount.target, false)
             }
             MountKind::Tmpfs { .. } => builder.tmpfs(&mount.target),
             MountKind::Secret { id, env, required, mode, uid, gid } => {
@@ -246,18 +260,57 @@ async fn forward_lines(
     }
 }
 
-/// The directory `dir` of cache mount `id`, created with its mode and owner the first time. Persistent ones
-/// live under `<root>/cache-mounts/<blake3 of id>`: ids are free text (often paths), the hash is a safe name.
-fn cache_dir(dir: &Path, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
-    let dir = dir.to_owned();
-    if !dir.exists() {
-        fs::create_dir_all(&dir).io_context(|| format!("creating cache mount {id}"))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
-            .io_context(|| format!("setting the mode of cache mount {id}"))?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .io_context(|| format!("changing the owner of cache mount {id}"))?;
+/// A `RUN --mount=type=cache` as the step asks for it.
+struct CacheMount<'a> {
+    id: &'a str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl CacheMount<'_> {
+    /// Where the cache persists: `<root>/cache-mounts/<blake3 of the id, and of the seed snapshot if any>`; ids
+    /// are free text (often paths), the hash is a safe name.
+    fn persistent_dir(&self, root: &Path, seed: Option<&str>) -> PathBuf {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.id.as_bytes());
+        if let Some(seed) = seed {
+            hasher.update(b"\0from\0").update(seed.as_bytes());
+        }
+        root.join("cache-mounts").join(hasher.finalize().to_hex().as_str())
     }
-    Ok(dir)
+
+    /// The cache directory `dir`, created the first time with the mount's mode and owner and the seed's files.
+    /// It is made under a temporary name and renamed into place, so no build ever sees a half-seeded cache.
+    fn create(&self, dir: &Path, seed: Option<&Path>) -> Result<PathBuf> {
+        if dir.exists() {
+            return Ok(dir.to_owned());
+        }
+        let id = self.id;
+        let parent = dir.parent().expect("cache directories have a parent");
+        fs::create_dir_all(parent).io_context(|| format!("creating the parent of cache mount {id}"))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(parent)
+            .io_context(|| format!("creating cache mount {id}"))?;
+        if let Some(seed) = seed {
+            copy_tree(seed, staging.path())?;
+        }
+        fs::set_permissions(staging.path(), fs::Permissions::from_mode(self.mode))
+            .io_context(|| format!("setting the mode of cache mount {id}"))?;
+        std::os::unix::fs::chown(staging.path(), Some(self.uid), Some(self.gid))
+            .io_context(|| format!("changing the owner of cache mount {id}"))?;
+        match fs::rename(staging.path(), dir) {
+            Ok(()) => {
+                // Renamed away: nothing is left for the guard to delete.
+                let _ = staging.keep();
+                Ok(dir.to_owned())
+            }
+            // Another step created it first; theirs is as good, and the guard removes ours.
+            Err(_) if dir.is_dir() => Ok(dir.to_owned()),
+            Err(e) => Err(e).io_context(|| format!("creating cache mount {id}")),
+        }
+    }
 }
 
 /// Proxy variables in both spellings (`HTTP_PROXY` and `http_proxy`), as BuildKit's proxy env sets them,

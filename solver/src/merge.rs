@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use strata_llb::CopyAction;
 use strata_snapshotter::Snapshotter;
 
 use crate::error::Result;
-use crate::file::copy;
+use crate::file::copy_tree;
 use crate::snapshot::{ActiveTree, ReadTree};
 
 /// Layers `inputs` (snapshot keys, `None` for empty trees) into a new, uncommitted snapshot.
@@ -17,28 +16,9 @@ pub(crate) fn run(snapshotter: &Arc<dyn Snapshotter>, inputs: &[Option<String>])
     let dest = merged.mount()?;
     for layer in layers {
         let tree = ReadTree::open(snapshotter, Some(layer))?;
-        copy(&whole_tree(), tree.path(), &dest)?;
+        copy_tree(tree.path(), &dest)?;
     }
     Ok(merged)
-}
-
-/// A copy of everything in a tree onto the root of another.
-fn whole_tree() -> CopyAction {
-    CopyAction {
-        input: Some(0),
-        sources: vec!["/".into()],
-        dest: "/".into(),
-        chown: None,
-        chmod: None,
-        parents: false,
-        exclude: Vec::new(),
-        unpack: false,
-        follow_symlinks: false,
-        dir_contents_only: true,
-        allow_wildcard: false,
-        allow_empty_wildcard: false,
-        create_dest_path: true,
-    }
 }
 
 #[cfg(test)]
@@ -51,7 +31,7 @@ mod tests {
         std::fs::write(a.path().join("f"), "a").unwrap();
         std::fs::write(b.path().join("f"), "b").unwrap();
         std::fs::write(b.path().join("g"), "g").unwrap();
-        copy(&whole_tree(), b.path(), a.path()).unwrap();
+        copy_tree(b.path(), a.path()).unwrap();
         assert_eq!(std::fs::read_to_string(a.path().join("f")).unwrap(), "b");
         assert!(a.path().join("g").is_file());
     }

@@ -37,6 +37,7 @@ fn main() {
         independent_stages_run_at_the_same_time,
         a_step_cached_over_a_rebuilt_input_still_exports_its_own_layer,
         a_cancelled_build_records_nothing_and_leaves_no_snapshot,
+        cache_mounts_persist_and_from_seeds_its_own_cache,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut passed = 0;
@@ -222,6 +223,27 @@ fn multi_stage_copy_from() {
     let (dir, _guard) = store.read(&root_of(&solved, &definition));
     assert_eq!(read(dir.path(), "final/artifact"), "built\n");
     assert!(progress.lines.lock().unwrap().contains(&"built".to_owned()));
+}
+
+fn cache_mounts_persist_and_from_seeds_its_own_cache() {
+    let store = Store::new();
+    let ctx = context(&[]);
+    let dockerfile = "FROM busybox AS seed\nRUN mkdir -p /s/sub && echo seeded > /s/sub/file\n\
+                      FROM busybox\n\
+                      RUN --mount=type=cache,id=c,target=/c echo $(ls /c | wc -l) >> /c/count; echo bare $(cat /c/count)\n\
+                      RUN --mount=type=cache,id=c,target=/c,from=seed,source=/s cat /c/sub/file; echo >> /c/sub/file\n";
+    let progress = Arc::new(Recorder::default());
+    let solver = store.solver(ctx.path(), progress.clone());
+    solve(&solver, &lowered(dockerfile, ctx.path())).unwrap();
+    // Changed commands rerun over the caches the first build left.
+    let again = dockerfile.replace("echo bare", "echo bare again").replace("cat /c/sub/file", "cat /c/sub/file; true");
+    solve(&solver, &lowered(&again, ctx.path())).unwrap();
+    let lines = progress.lines.lock().unwrap();
+    assert!(lines.contains(&"bare 0".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"bare again 0 1".to_owned()), "the bare cache persists, unseeded: {lines:?}");
+    let seeded: Vec<_> = lines.iter().filter(|l| l.starts_with("seeded")).collect();
+    assert_eq!(seeded.len(), 2, "the seeded cache starts from the seed's source path: {lines:?}");
+    assert!(lines.iter().filter(|l| l.is_empty()).count() >= 1, "and keeps what the first run appended: {lines:?}");
 }
 
 fn a_failing_run_is_reported_as_buildkit_words_it_and_not_cached() {

@@ -13,6 +13,26 @@ use super::chmod::Chmod;
 use super::{expand_sources, has_wildcard, remove_any, resolve_in_root, resolve_owner, set_mtime};
 use crate::error::{Error, IoContext, Result};
 
+/// Copies everything in the tree at `source` onto the root of the tree at `dest`, owners and modes kept.
+pub(crate) fn copy_tree(source: &Path, dest: &Path) -> Result<()> {
+    let whole_tree = CopyAction {
+        input: Some(0),
+        sources: vec!["/".into()],
+        dest: "/".into(),
+        chown: None,
+        chmod: None,
+        parents: false,
+        exclude: Vec::new(),
+        unpack: false,
+        follow_symlinks: false,
+        dir_contents_only: true,
+        allow_wildcard: false,
+        allow_empty_wildcard: false,
+        create_dest_path: true,
+    };
+    copy(&whole_tree, source, dest)
+}
+
 /// Copies what `action` selects from the tree at `source` into the tree at `dest`.
 pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()> {
     let exclude = PatternMatcher::new(&action.exclude).map_err(|e| Error::Invalid {

@@ -18,7 +18,7 @@ use strata_snapshotter::Snapshotter;
 use crate::error::{Error, IoContext, Result};
 use crate::snapshot::{ActiveTree, ReadTree};
 
-pub(crate) use copy::copy;
+pub(crate) use copy::{copy, copy_tree};
 
 /// Symlinks followed while resolving one path before giving up, as Linux's `ELOOP`.
 const MAX_SYMLINKS: usize = 255;

@@ -304,3 +304,53 @@ impl Podman {
             .args(args))
     }
 }
+
+#[test]
+fn source_date_epoch_makes_clean_builds_byte_identical() {
+    if !strata_testkit::require_root("source_date_epoch_makes_clean_builds_byte_identical") {
+        return;
+    }
+    let registry = common::BusyboxRegistry::start();
+    let context = registry.dir.path().join("epoch-context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("data.txt"), "data").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY data.txt /\nRUN echo built > /built-at && mkdir /made\nCMD [\"cat\", \"/data.txt\"]\n",
+            registry.image
+        ),
+    )
+    .unwrap();
+    // Each build in a fresh root, a second apart, so only the epoch can make them equal.
+    let build = |name: &str, epoch_env: Option<&str>, epoch_arg: Option<&str>| {
+        let out = registry.dir.path().join(name);
+        let mut cmd = common::strata();
+        cmd.arg("--root").arg(registry.dir.path().join(format!("root-{name}")));
+        cmd.arg("--config").arg(registry.dir.path().join("strata.toml"));
+        cmd.args(["build", "--progress", "quiet", "-o"]).arg(format!("type=oci,dest={},tar=false", out.display()));
+        if let Some(epoch) = epoch_arg {
+            cmd.args(["--build-arg", &format!("SOURCE_DATE_EPOCH={epoch}")]);
+        }
+        match epoch_env {
+            Some(epoch) => cmd.env("SOURCE_DATE_EPOCH", epoch),
+            None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        cmd.arg(&context).assert().success();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::read_to_string(out.join("index.json")).unwrap()
+    };
+    let first = build("env-1", Some("1700000000"), None);
+    assert_eq!(build("env-2", Some("1700000000"), None), first, "the same epoch from the environment");
+    assert_eq!(build("arg", None, Some("1700000000")), first, "the same epoch as a build arg");
+    assert_ne!(build("unset", None, None), first, "without an epoch, times differ");
+    let manifest: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let digest = manifest["manifests"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+    let layout = registry.dir.path().join("env-1");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&digest)).unwrap()).unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(config)).unwrap()).unwrap();
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z", "{config}");
+}

@@ -26,10 +26,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let outputs = args.outputs.iter().map(|spec| Output::parse(spec)).collect::<Result<Vec<_>, _>>()?;
     let names = image_names(args, &outputs)?;
     let secrets = secrets(&args.secrets)?;
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => Some(value.parse::<i64>().map_err(|e| CliError(format!("SOURCE_DATE_EPOCH={value}: {e}")))?),
-        Err(_) => None,
-    };
+    let epoch = source_date_epoch(options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,6 +67,20 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let image = export(globals, &stores, args, &outputs, &names, exporter)?;
     progress.end(End::Built(image.as_deref()));
     Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH` from `--build-arg`, else from the environment (buildx passes the variable on as that build
+/// arg): the image's creation time and the clamp on file times in new layers.
+fn source_date_epoch(options: &LowerOptions) -> Result<Option<i64>, CliError> {
+    let value = match options.build_args().get("SOURCE_DATE_EPOCH") {
+        Some(value) => value.clone(),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(value) => value,
+            Err(_) => return Ok(None),
+        },
+    };
+    let seconds = value.parse::<i64>().map_err(|e| CliError(format!("SOURCE_DATE_EPOCH={value}: {e}")))?;
+    Ok(Some(seconds))
 }
 
 /// Flags whose effect strata does not have yet fail the build rather than being silently ignored.

@@ -15,9 +15,9 @@ use super::{CliError, Globals};
 
 /// The content store, metadata database and snapshotter under `--root`.
 pub struct Stores {
-    pub content: ContentStore,
+    pub content: Arc<ContentStore>,
     pub metadata: Arc<MetadataStore>,
-    pub snapshotter: Box<dyn Snapshotter>,
+    pub snapshotter: Arc<dyn Snapshotter>,
 }
 
 /// What running a stored image needs: its layers and the `config` object of its configuration.
@@ -32,11 +32,11 @@ pub struct StoredImage {
 impl Stores {
     /// Opens (creating if needed) the stores, and the snapshotter `--snapshotter` names or the probe picks.
     pub fn open(globals: &Globals) -> Result<Self, CliError> {
-        let content = ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?;
+        let content = Arc::new(ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?);
         let metadata = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
         let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
         let snapshotter = snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?;
-        Ok(Self { content, metadata, snapshotter })
+        Ok(Self { content, metadata, snapshotter: snapshotter.into() })
     }
 
     /// The manifest digest the image `name` points at.

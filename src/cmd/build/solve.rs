@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
-use strata_snapshotter::snapshot;
-use strata_snapshotter::{ContentStore, MetadataStore};
 use strata_solver::{Solver, StoreImageSource};
 
 use super::contexts::BuildContexts;
@@ -36,15 +34,12 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let definition = lower(ast, &contexts.apply(options), &StoreResolver { globals, stores: &stores })
         .map_err(CliError::from_display)?;
 
-    let content = Arc::new(ContentStore::open(globals.root.join("content")).map_err(CliError::from_display)?);
-    let metadata = Arc::new(MetadataStore::open(&globals.root).map_err(CliError::from_display)?);
-    let kind = globals.snapshotter.unwrap_or_else(|| snapshot::probe(&globals.root));
-    let snapshotter: Arc<dyn snapshot::Snapshotter> =
-        snapshot::open(&globals.root, metadata.clone(), kind).map_err(CliError::from_display)?.into();
     let progress = progress::for_mode(args.progress, &definition.graph, secrets.values().map(Vec::as_slice))?;
     let interrupts = Interrupts::watch(&runtime)?;
+    let (content, metadata, snapshotter) =
+        (stores.content.clone(), stores.metadata.clone(), stores.snapshotter.clone());
     let images = Arc::new(StoreImageSource::new(content.clone(), metadata.clone(), snapshotter.clone()));
-    let mut solver = Solver::builder(&globals.root, content.clone(), metadata, snapshotter, images)
+    let mut solver = Solver::builder(&globals.root, content, metadata, snapshotter, images)
         .context("context", &args.context)
         .progress(progress.clone());
     for (name, dir) in &contexts.locals {

@@ -114,6 +114,8 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
     }
     let (key, remote) = match &node.op {
         Op::Source(op) if source::is_remote(op) => {
+            // Keying may download the whole file: show the step as running meanwhile.
+            inner.progress.started(node.id, &node.meta.description);
             let keyed = source::key(inner, op).await?;
             (KeyBuilder::new(&node.digest.0).input(&keyed.part).finish(), Some(keyed))
         }
@@ -125,7 +127,9 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
         let result = NodeResult { snapshot, key, cached: true };
         return Ok(Outcome { node: node.id, result, image: None, executed: false });
     }
-    inner.progress.started(node.id, &node.meta.description);
+    if remote.is_none() {
+        inner.progress.started(node.id, &node.meta.description);
+    }
     let active = match &node.op {
         Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots, node.meta.ignore_cache).await?,
         Op::File(file_op) => tokio::task::block_in_place(|| file::solve(&inner.snapshotter, file_op, &snapshots))?,

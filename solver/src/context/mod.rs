@@ -1,5 +1,6 @@
 //! Local sources: a context directory filtered by its exclude patterns, hashed for cache keys (in parallel,
-//! remembering file digests between solves) and copied into a snapshot. Files from the context belong to root in the build, as in BuildKit.
+//! remembering file digests between solves) and copied into a snapshot. Files from the context belong to root
+//! in the build, as in BuildKit.
 
 mod hash;
 mod record;

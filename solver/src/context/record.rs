@@ -34,6 +34,7 @@ struct Stamp {
 }
 
 impl Stamp {
+    /// The stamp of the file `meta` describes.
     fn of(meta: &Metadata) -> Self {
         Self {
             size: meta.size(),

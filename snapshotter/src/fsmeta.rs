@@ -70,7 +70,13 @@ impl Attrs {
 }
 
 /// The extended attributes of `path` (not following a final symlink), sorted by name.
-pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+pub fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    // Most files have none: asking for the size first spares them the large buffer.
+    match rustix::fs::llistxattr_query(path) {
+        Ok(0) | Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut buf = vec![0u8; XATTR_MAX];
     let len = match rustix::fs::llistxattr(path, &mut buf[..]) {
         Ok(len) => len,

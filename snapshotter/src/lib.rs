@@ -16,6 +16,7 @@ pub mod unpack;
 pub use content::{BlobWriter, ContentStore};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use fsmeta::read_xattrs;
 pub use gc::{DiskUsage, PruneOptions, PruneReport, disk_usage, prune};
 pub use layer::LayerDescriptor;
 pub use layer::apply::{Applied, apply, apply_blob};

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cache::{self, KeyBuilder};
-use crate::context::{self, ContextFilter};
+use crate::context::{self, ContextFilter, ContextHashes, Selection};
 use crate::error::{Error, Result};
 use crate::snapshot::{ReadTree, unique_key};
 use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge, source};
@@ -39,6 +39,7 @@ pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<
         }
     }
     let permits = Arc::new(Semaphore::new(inner.parallelism));
+    let hashes = Arc::new(ContextHashes::new(&inner.root));
     let mut solved = Solved::default();
     let mut tasks = JoinSet::new();
     let mut ready: Vec<NodeId> = needed.iter().copied().filter(|id| waiting[id] == 0).collect();
@@ -46,10 +47,10 @@ pub(crate) async fn solve(inner: Arc<Inner>, definition: &Definition) -> Result<
         for id in ready.drain(..) {
             let inputs: Vec<NodeResult> =
                 graph.node(id).inputs.iter().map(|input| solved.results[input].clone()).collect();
-            let (inner, graph, permits) = (inner.clone(), graph.clone(), permits.clone());
+            let (inner, graph, permits, hashes) = (inner.clone(), graph.clone(), permits.clone(), hashes.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                solve_node(&inner, &graph, id, &inputs).await
+                solve_node(&inner, &hashes, &graph, id, &inputs).await
             });
         }
         let Some(joined) = tasks.join_next().await else { break };
@@ -89,10 +90,16 @@ fn unfinished(graph: &Graph, solved: &Solved, needed: &[NodeId]) -> String {
 }
 
 /// Solves one node whose inputs are solved, reporting progress.
-async fn solve_node(inner: &Inner, graph: &Graph, id: NodeId, inputs: &[NodeResult]) -> Result<Outcome> {
+async fn solve_node(
+    inner: &Inner,
+    hashes: &ContextHashes,
+    graph: &Graph,
+    id: NodeId,
+    inputs: &[NodeResult],
+) -> Result<Outcome> {
     let node = graph.node(id);
     let started = Instant::now();
-    let outcome = solve_op(inner, graph, node, inputs).await;
+    let outcome = solve_op(inner, hashes, graph, node, inputs).await;
     match &outcome {
         Ok(o) if o.result.cached => inner.progress.cached(id, &node.meta.description),
         Ok(_) => inner.progress.finished(id, started.elapsed()),
@@ -101,7 +108,13 @@ async fn solve_node(inner: &Inner, graph: &Graph, id: NodeId, inputs: &[NodeResu
     outcome
 }
 
-async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<Outcome> {
+async fn solve_op(
+    inner: &Inner,
+    hashes: &ContextHashes,
+    graph: &Graph,
+    node: &Node,
+    inputs: &[NodeResult],
+) -> Result<Outcome> {
     let snapshots: Vec<Option<String>> = inputs.iter().map(|r| r.snapshot.clone()).collect();
     if let Op::Source(SourceOp::Image { reference, platform }) = &node.op {
         // Image layers are unpacked once by chain ID; the source itself needs no cache record.
@@ -119,7 +132,7 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
             let keyed = source::key(inner, op).await?;
             (KeyBuilder::new(&node.digest.0).input(&keyed.part).finish(), Some(keyed))
         }
-        _ => (tokio::task::block_in_place(|| cache_key(inner, graph, node, inputs))?, None),
+        _ => (tokio::task::block_in_place(|| cache_key(inner, hashes, graph, node, inputs))?, None),
     };
     if !node.meta.ignore_cache
         && let Some(snapshot) = tokio::task::block_in_place(|| cache::lookup(&inner.metadata, &key))?
@@ -163,11 +176,17 @@ fn context_dir<'a>(inner: &'a Inner, name: &str) -> Result<&'a std::path::Path> 
 
 /// The node's cache key: digest and input keys, where a context input of a file op counts only through the
 /// files the copies select, and a context source through its filtered contents.
-fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -> Result<String> {
+fn cache_key(
+    inner: &Inner,
+    hashes: &ContextHashes,
+    graph: &Graph,
+    node: &Node,
+    inputs: &[NodeResult],
+) -> Result<String> {
     let mut key = KeyBuilder::new(&node.digest.0);
     if let Op::Source(SourceOp::Local { name, include, exclude }) = &node.op {
         let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
-        return Ok(key.input(&context::checksum(context_dir(inner, name)?, &filter)?).finish());
+        return Ok(key.input(&hashes.checksum(context_dir(inner, name)?, &filter)?.digest).finish());
     }
     for (index, (input, result)) in node.inputs.iter().zip(inputs).enumerate() {
         let part = match (&node.op, &graph.node(*input).op) {
@@ -184,7 +203,7 @@ fn cache_key(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResult]) -
                     .flatten()
                     .collect();
                 let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
-                context::checksum_selection(context_dir(inner, name)?, &filter, &sources)?.to_vec()
+                hashes.checksum_selection(context_dir(inner, name)?, &filter, &sources)?.digest.to_vec()
             }
             (Op::Exec(exec_op), _) => match bind_selectors(exec_op, index) {
                 Some(selectors) => mount_checksum(inner, result.snapshot.as_deref(), &selectors)?.to_vec(),
@@ -205,23 +224,20 @@ fn bind_selectors(exec_op: &ExecOp, index: usize) -> Option<Vec<String>> {
     only_binds.then(|| uses.iter().map(|(_, m)| m.selector.clone().unwrap_or_else(|| "/".into())).collect())
 }
 
-/// The checksum of what `selectors` select in the snapshot (`None`: the empty tree).
+/// The checksum of what `selectors` select in the snapshot (`None`: the empty tree). Snapshots are immutable
+/// and keyed already, so nothing about their files is remembered.
 fn mount_checksum(inner: &Inner, snapshot: Option<&str>, selectors: &[String]) -> Result<[u8; 32]> {
     let tree = ReadTree::open(&inner.snapshotter, snapshot)?;
     let everything = ContextFilter::new(&[], &[])?;
-    let mut hasher = blake3::Hasher::new();
+    let mut selection = Selection::default();
     for selector in selectors {
-        hasher.update(selector.as_bytes());
+        selection.label(selector.as_bytes());
         let path = file::resolve_in_root(tree.path(), selector, true)?;
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => {
-                hasher.update(&context::checksum(&path, &everything)?);
-            }
-            Ok(meta) => context::hash_entry(&mut hasher, "", &path, &meta)?,
-            Err(_) => {
-                hasher.update(b"\0missing");
-            }
+            Ok(meta) if meta.is_dir() => selection.walk(&path, &path, &everything)?,
+            Ok(meta) => selection.entry("", &path, &meta),
+            Err(_) => selection.label(b"\0missing"),
         }
     }
-    Ok(*hasher.finalize().as_bytes())
+    Ok(selection.checksum(None)?.digest)
 }

@@ -38,6 +38,7 @@ fn main() {
         a_step_cached_over_a_rebuilt_input_still_exports_its_own_layer,
         a_cancelled_build_records_nothing_and_leaves_no_snapshot,
         cache_mounts_persist_and_from_seeds_its_own_cache,
+        the_context_hash_record_outlives_the_solver,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut passed = 0;
@@ -210,6 +211,30 @@ fn changing_a_context_file_reruns_only_dependent_steps() {
     let (dir, _guard) = store.read(&root_of(&solved, &definition));
     assert_eq!(read(dir.path(), "a.copy"), "A");
     assert_eq!(read(dir.path(), "b.copy"), "B2");
+}
+
+fn the_context_hash_record_outlives_the_solver() {
+    use std::os::unix::fs::MetadataExt;
+    let store = Store::new();
+    let ctx = context(&[("a.txt", "A"), ("sub/x", "X")]);
+    // Files changed within a second of being hashed are not trusted by the next solve.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let definition = lowered("FROM busybox\nCOPY a.txt /a\nCOPY sub /sub\n", ctx.path());
+    let first = solve(&store.solver(ctx.path(), Arc::new(Recorder::default())), &definition).unwrap();
+    let records: Vec<_> =
+        fs::read_dir(store.dir.path().join("context-hashes")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(records.len(), 1, "one record for the one context directory");
+    let written = fs::metadata(&records[0]).unwrap().ino();
+    let again = solve(&store.solver(ctx.path(), Arc::new(Recorder::default())), &definition).unwrap();
+    assert!(again.results[&definition.root.unwrap()].cached);
+    assert_eq!(root_of(&again, &definition), root_of(&first, &definition));
+    assert_eq!(fs::metadata(&records[0]).unwrap().ino(), written, "a new solver read no file, so saved nothing");
+    fs::write(ctx.path().join("a.txt"), "B").unwrap();
+    let changed = solve(&store.solver(ctx.path(), Arc::new(Recorder::default())), &definition).unwrap();
+    assert_ne!(fs::metadata(&records[0]).unwrap().ino(), written, "the changed file was read and remembered");
+    let (dir, _guard) = store.read(&root_of(&changed, &definition));
+    assert_eq!(read(dir.path(), "a"), "B");
+    assert_eq!(read(dir.path(), "sub/x"), "X");
 }
 
 fn multi_stage_copy_from() {

@@ -13,6 +13,7 @@ use strata_llb::patterns::{PatternMatcher, read_ignore_file};
 
 use super::{CliError, Globals};
 
+mod cache;
 mod contexts;
 mod export;
 mod images;

@@ -196,6 +196,17 @@ fn an_inline_cache_in_a_pushed_image_is_used_from_the_registry() {
     let again = build(&registry, "root-b", &["--cache-from", &format!("type=registry,ref={app}")], &ctx);
     assert_eq!(counts(&again), "5 steps: 3 cached, 2 run", "{again}");
     assert!(!again.contains("step-ran-2") && !again.contains("last-ran-2"), "{again}");
+
+    // A cache that is missing, or an image without one, is a warning, as in buildx: the build goes on.
+    let missing = format!("type=registry,ref={}/missing:1", registry.registry.addr());
+    let none = format!("type=registry,ref={}", registry.image);
+    let err = build(&registry, "root-c", &["--cache-from", &missing, "--cache-from", &none], &ctx);
+    assert!(
+        err.contains(&format!("WARNING: --cache-from {missing}: ")) && err.contains("building without it"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("WARNING: --cache-from {none} holds no cache records")), "{err}");
+    assert_eq!(counts(&err), "5 steps: 0 cached, 5 run", "{err}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest as OciDigest, ImageManifestBuilder, MediaType};
-use strata_llb::{Definition, NodeId};
+use strata_llb::{Definition, NodeId, Op, SourceOp};
 use strata_snapshotter::{DiffOptions, LayerDescriptor, chain_ids};
 use strata_solver::{Solved, Solver};
 
@@ -93,11 +93,16 @@ pub(crate) fn inline_records(
 }
 
 /// The nodes `mode` exports: the image's steps, or every solved node except image sources (whose layers every
-/// record that uses them carries anyway).
+/// record that uses them carries anyway) and local contexts (reading one is cheaper than downloading it).
 fn exported_nodes(definition: &Definition, solved: &Solved, mode: CacheMode) -> Vec<NodeId> {
     let mut nodes: Vec<NodeId> = match mode {
         CacheMode::Min => definition.steps.iter().filter_map(|s| s.node).collect(),
-        CacheMode::Max => solved.results.keys().copied().collect(),
+        CacheMode::Max => solved
+            .results
+            .keys()
+            .copied()
+            .filter(|&node| !matches!(definition.graph.node(node).op, Op::Source(SourceOp::Local { .. })))
+            .collect(),
     };
     nodes.retain(|node| !solved.images.contains_key(node) && solved.results.contains_key(node));
     nodes.sort();

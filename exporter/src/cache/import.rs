@@ -49,11 +49,6 @@ impl ImportedCache {
         Ok(Self { records, origin: Origin::Registry { client, reference } })
     }
 
-    /// How many keys the cache has records of.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
     /// Whether the cache has no records.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()

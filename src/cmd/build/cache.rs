@@ -60,6 +60,15 @@ impl CacheFrom {
     }
 }
 
+impl std::fmt::Display for CacheFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { src, tag } => write!(f, "type=local,src={},tag={tag}", src.display()),
+            Self::Registry { reference } => write!(f, "type=registry,ref={reference}"),
+        }
+    }
+}
+
 impl CacheTo {
     /// Parses one `--cache-to` value.
     pub fn parse(spec: &str) -> Result<Self, CliError> {
@@ -136,8 +145,9 @@ pub fn import(
             }
         };
         match cache {
+            Ok(cache) if cache.is_empty() => eprintln!("WARNING: --cache-from {source} holds no cache records"),
             Ok(cache) => caches.push(Arc::new(cache)),
-            Err(e) => eprintln!("WARNING: --cache-from: {e}; building without it"),
+            Err(e) => eprintln!("WARNING: --cache-from {source}: {e}; building without it"),
         }
     }
     Ok(caches)

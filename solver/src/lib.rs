@@ -8,10 +8,10 @@ mod cache;
 mod context;
 mod error;
 mod exec;
+mod external;
 mod file;
 mod image;
 mod merge;
-mod remote;
 mod scheduler;
 mod snapshot;
 mod source;
@@ -28,8 +28,8 @@ use strata_runtime::Runtime;
 use strata_snapshotter::{ContentStore, MetadataStore, Snapshotter};
 
 pub use error::{Error, Result};
+pub use external::{CacheSource, imported_layer};
 pub use image::{ImageSource, SourceImage, StoreImageSource};
-pub use remote::{CacheSource, imported_layer};
 pub use snapshot::ReadTree;
 
 /// Where the solver reports what it does; every method has a do-nothing default.

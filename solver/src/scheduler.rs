@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::cache::{self, KeyBuilder};
 use crate::context::{self, ContextFilter};
 use crate::error::{Error, Result};
-use crate::remote::{self, Imported};
+use crate::external::{self, Imported};
 use crate::snapshot::{ReadTree, unique_key};
 use crate::{Inner, NodeResult, Solved, SourceImage, Stream, exec, file, merge, source};
 
@@ -126,7 +126,7 @@ async fn solve_op(inner: &Inner, graph: &Graph, node: &Node, inputs: &[NodeResul
     if !node.meta.ignore_cache {
         let found = tokio::task::block_in_place(|| match cache::lookup(&inner.metadata, &key)? {
             Some(snapshot) => Ok(Imported::Hit(snapshot)),
-            None => remote::lookup(inner, &key),
+            None => external::lookup(inner, &key),
         })?;
         match found {
             Imported::Hit(snapshot) => {

@@ -35,6 +35,9 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let contexts = BuildContexts::load(&args.build_contexts, &stores, args.platform.as_deref())?;
     let definition = lower(ast, &contexts.apply(options), &StoreResolver { globals, stores: &stores })
         .map_err(CliError::from_display)?;
+    // Read before progress starts drawing, which its warnings would disturb. `--no-cache` lowers every node to
+    // ignore the cache, imported ones included.
+    let caches = cache::import(globals, &stores, &runtime, &cache_from)?;
 
     let progress = progress::for_mode(args.progress, &definition.graph, secrets.values().map(Vec::as_slice))?;
     let interrupts = Interrupts::watch(&runtime)?;
@@ -50,8 +53,7 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
-    // `--no-cache` lowers every node to ignore the cache, imported ones included.
-    for cache in cache::import(globals, &stores, &runtime, &cache_from)? {
+    for cache in caches {
         solver = solver.cache_source(cache);
     }
     let (solver, agents) = run_options::apply(solver, args)?;

@@ -1,6 +1,7 @@
 //! `--cache-from` and `--cache-to` as buildx takes them: `type=local,src=DIR[,tag=TAG]` /
-//! `type=local,dest=DIR[,tag=TAG][,mode=min|max]`, `type=registry,ref=REF[,mode=min|max]`, and `--cache-to
-//! type=inline` (the records in the built image's config, read back with `--cache-from type=registry,ref=IMAGE`).
+//! `type=local,dest=DIR[,tag=TAG][,mode=min|max]`, `type=registry,ref=REF[,mode=min|max]` (or just `REF`), and
+//! `--cache-to type=inline` (the records in the built image's config, read back with
+//! `--cache-from type=registry,ref=IMAGE`).
 //! buildx's `image-manifest` and `oci-mediatypes` are accepted and have no effect: a strata cache is always an OCI
 //! image manifest.
 
@@ -46,6 +47,9 @@ impl CacheFrom {
     /// Parses one `--cache-from` value.
     pub fn parse(spec: &str) -> Result<Self, CliError> {
         let fields = Fields::parse("--cache-from", spec);
+        if let Some(reference) = shorthand(&fields, spec)? {
+            return Ok(Self::Registry { reference });
+        }
         match fields.get("type") {
             Some("local") => {
                 only(&fields, &["type", "src", "tag"])?;
@@ -73,6 +77,9 @@ impl CacheTo {
     /// Parses one `--cache-to` value.
     pub fn parse(spec: &str) -> Result<Self, CliError> {
         let fields = Fields::parse("--cache-to", spec);
+        if let Some(reference) = shorthand(&fields, spec)? {
+            return Ok(Self::Registry { reference, mode: CacheMode::Min });
+        }
         match fields.get("type") {
             Some("local") => {
                 only(&fields, &["type", "dest", "tag", "mode"])?;
@@ -93,6 +100,14 @@ impl CacheTo {
             other => Err(bad_type(&fields, other, "local, registry and inline are")),
         }
     }
+}
+
+/// buildx's shorthand: a spec without `=` is a registry reference.
+fn shorthand(fields: &Fields<'_>, spec: &str) -> Result<Option<Reference>, CliError> {
+    if spec.contains('=') {
+        return Ok(None);
+    }
+    reference(spec).map(Some).map_err(|e| fields.error(e.0))
 }
 
 /// Refuses fields other than `allowed` (and the buildx fields that change nothing).
@@ -207,6 +222,8 @@ mod tests {
             CacheFrom::parse("type=registry,ref=r.io/c").unwrap(),
             CacheFrom::Registry { reference: reference("r.io/c").unwrap() }
         );
+        assert_eq!(CacheFrom::parse("r.io/c").unwrap(), CacheFrom::parse("type=registry,ref=r.io/c").unwrap());
+        assert_eq!(CacheTo::parse("r.io/c:x").unwrap(), CacheTo::parse("type=registry,ref=r.io/c:x").unwrap());
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl ImageFormat {
 }
 
 /// The compression a layer media type (OCI or Docker) says its blob has.
-fn layer_compression(media_type: &str) -> Option<Compression> {
+pub(crate) fn layer_compression(media_type: &str) -> Option<Compression> {
     LAYER_TYPES.iter().find(|(o, d, _)| *o == media_type || *d == Some(media_type)).map(|(_, _, c)| *c)
 }
 

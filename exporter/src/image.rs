@@ -16,8 +16,9 @@ use oci_spec::image::{
 };
 use strata_llb::Definition;
 use strata_snapshotter::{DiffOptions, Digest, LayerDescriptor, SnapshotLayout, diff, recompress};
-use strata_solver::{ReadTree, Solved, Solver};
+use strata_solver::{ReadTree, Solved, Solver, imported_layer};
 
+use crate::format::layer_compression;
 use crate::{Error, ImageFormat, Result, store_error};
 
 /// How to assemble: the image's format and the build time.
@@ -25,6 +26,7 @@ use crate::{Error, ImageFormat, Result, store_error};
 pub struct ExportOptions {
     source_date_epoch: Option<i64>,
     format: ImageFormat,
+    inline_cache: bool,
 }
 
 impl ExportOptions {
@@ -42,6 +44,12 @@ impl ExportOptions {
     /// Sets the compression and media types.
     pub fn format(mut self, format: ImageFormat) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Embeds the cache records of the image's steps in its config (`--cache-to type=inline`).
+    pub fn inline_cache(mut self, inline: bool) -> Self {
+        self.inline_cache = inline;
         self
     }
 }
@@ -129,6 +137,10 @@ pub fn assemble(solver: &Solver, definition: &Definition, solved: &Solved, optio
     // oci-spec's Config lacks Docker's Healthcheck, OnBuild and Shell; the frontend's config has them all.
     let mut config_json = serde_json::to_value(&config).map_err(oci_error("image config"))?;
     config_json["config"] = serde_json::to_value(&definition.config).map_err(oci_error("image config"))?;
+    if options.inline_cache {
+        let records = crate::cache::inline_records(solver, definition, solved, &layers, &diff_options)?;
+        config_json[crate::cache::INLINE_FIELD] = records;
+    }
     let format = &options.format;
     let config = write_json(solver, &config_json, format.config_media_type())?;
     for layer in &mut layers {
@@ -147,11 +159,23 @@ pub fn assemble(solver: &Solver, definition: &Definition, solved: &Solved, optio
     Ok(Image { manifest, config, layers })
 }
 
-/// The layer of `snapshot` over `previous`, from the diff cache or made now.
-fn layer_of(solver: &Solver, snapshot: &str, previous: Option<&str>, options: &DiffOptions) -> Result<LayerDescriptor> {
+/// The layer of `snapshot` over `previous`: the blob an external cache unpacked it from, else from the diff
+/// cache, else made now.
+pub(crate) fn layer_of(
+    solver: &Solver,
+    snapshot: &str,
+    previous: Option<&str>,
+    options: &DiffOptions,
+) -> Result<LayerDescriptor> {
     let metadata = solver.metadata();
     let record = metadata.snapshot(snapshot).map_err(store_error(|| format!("reading snapshot {snapshot}")))?;
     let parent = record.and_then(|r| r.parent);
+    if parent.as_deref() == previous
+        && let Some(layer) = imported_layer(solver.content(), metadata, snapshot)
+        && layer_compression(&layer.media_type) == layer_compression(options.media_type())
+    {
+        return Ok(layer);
+    }
     let cache_key = format!("layer/{snapshot}/{}/{}", previous.unwrap_or("scratch"), options.cache_key());
     if let Some(layer) = cached_layer(solver, &cache_key)? {
         return Ok(layer);
@@ -226,7 +250,7 @@ fn layer_from_json(json: &serde_json::Value) -> Option<LayerDescriptor> {
 }
 
 /// Writes `json` to the content store and describes it.
-fn write_json(solver: &Solver, json: &serde_json::Value, media_type: MediaType) -> Result<Descriptor> {
+pub(crate) fn write_json(solver: &Solver, json: &serde_json::Value, media_type: MediaType) -> Result<Descriptor> {
     let bytes = serde_json::to_vec(json).map_err(oci_error("serialising a document"))?;
     let digest = solver.content().write_bytes(&bytes).map_err(store_error(|| format!("storing the {media_type}")))?;
     descriptor(media_type.as_ref(), bytes.len() as u64, &digest)
@@ -238,7 +262,7 @@ fn descriptor(media_type: &str, size: u64, digest: &Digest) -> Result<Descriptor
     Ok(Descriptor::new(MediaType::from(media_type), size, digest))
 }
 
-fn oci_error<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
+pub(crate) fn oci_error<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
     move |e| Error::Oci { context: format!("building the {what}"), reason: e.to_string() }
 }
 

@@ -6,6 +6,7 @@
 //! its [`ImageFormat`] says. The writers ([`write_oci_layout`], [`write_oci_tar`], [`write_docker_tar`],
 //! [`write_local`]) then stream its blobs out; [`write_tar_fs`] streams the build result's filesystem.
 
+pub mod cache;
 mod format;
 mod image;
 mod local;
@@ -50,6 +51,14 @@ pub enum Error {
         context: String,
         /// What went wrong.
         reason: String,
+    },
+    /// A cache could not be read from or written to a registry or layout.
+    #[error("{context}: {source}")]
+    Registry {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: Box<strata_registry::Error>,
     },
     /// The solve result lacks something the image needs, or has a shape not exported yet.
     #[error("{0}")]

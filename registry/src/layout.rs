@@ -56,6 +56,25 @@ pub fn import_layout(
     Ok(PulledImage { index_digest, manifest_digest, manifest, config_digest, config })
 }
 
+/// Reads the image manifest `selector` names (as [`import_layout`] picks it) from the OCI layout at `dir`, storing
+/// it and its config blob in `store` but none of its layers: what reading a build cache needs.
+pub fn layout_manifest(dir: &Path, selector: Option<&str>, store: &ContentStore) -> Result<(Digest, ImageManifest)> {
+    let layout = Layout { dir, store };
+    let top = layout.pick(&layout.read_index()?, selector)?;
+    let digest = descriptor_digest(&top).map_err(|reason| layout.error(reason))?;
+    let bytes = layout.small_blob(&digest, top.size())?;
+    let manifest =
+        ImageManifest::from_reader(bytes.as_slice()).map_err(|e| layout.error(format!("manifest {digest}: {e}")))?;
+    let config = descriptor_digest(manifest.config()).map_err(|reason| layout.error(reason))?;
+    layout.copy_blob(&config, manifest.config().size())?;
+    Ok((digest, manifest))
+}
+
+/// Copies the blob `digest` of `size` bytes from the OCI layout at `dir` into `store`, verifying both.
+pub fn layout_blob(dir: &Path, store: &ContentStore, digest: &Digest, size: u64) -> Result<()> {
+    Layout { dir, store }.copy_blob(digest, size)
+}
+
 /// A layout directory being imported into a store.
 struct Layout<'a> {
     dir: &'a Path,

@@ -19,7 +19,7 @@ pub use client::{RegistryClient, RegistryClientBuilder};
 pub use config::{HostConfig, RegistryConfig};
 pub use credentials::{CredentialStore, Credentials};
 pub use error::{Error, Result};
-pub use layout::import_layout;
+pub use layout::{import_layout, layout_blob, layout_manifest};
 pub use platform::Platform;
 pub use pull::PulledImage;
 pub use reference::Reference;

@@ -102,6 +102,39 @@ impl RegistryClient {
         Ok(PulledImage { index_digest, manifest_digest, manifest, config_digest, config })
     }
 
+    /// Fetches the image manifest `reference` names (from the registry itself, not mirrors) and its config blob
+    /// into `store`, but none of its layers: what reading a build cache needs. An index is refused.
+    pub async fn pull_manifest(&self, reference: &Reference, store: &ContentStore) -> Result<(Digest, ImageManifest)> {
+        let repository =
+            self.repository(reference.api_host(), reference.repository(), Scope::pull(reference.repository()))?;
+        let name = reference.manifest_reference();
+        let fetched = self.fetch_manifest(&repository, &name).await?;
+        let Manifest::Image(manifest) = Manifest::parse(&fetched.bytes, fetched.content_type.as_deref())
+            .map_err(|reason| manifest_error(&repository, &name, reason))?
+            .0
+        else {
+            return Err(manifest_error(&repository, &name, "an index, not an image manifest"));
+        };
+        store_manifest(store, &fetched.bytes, &fetched.digest)?;
+        let config =
+            descriptor_digest(manifest.config()).map_err(|reason| manifest_error(&repository, &name, reason))?;
+        self.fetch_blob(&repository, store, config, manifest.config().size()).await?;
+        Ok((fetched.digest, *manifest))
+    }
+
+    /// Downloads the blob `digest` of `size` bytes from `reference`'s repository into `store`, verified.
+    pub async fn pull_blob(
+        &self,
+        reference: &Reference,
+        store: &ContentStore,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let repository =
+            self.repository(reference.api_host(), reference.repository(), Scope::pull(reference.repository()))?;
+        self.fetch_blob(&repository, store, digest.clone(), size).await
+    }
+
     /// Downloads one blob into the store unless it is already there, retrying until it verifies.
     async fn fetch_blob(&self, repository: &Repository, store: &ContentStore, digest: Digest, size: u64) -> Result<()> {
         if store.exists(&digest) {

@@ -8,6 +8,7 @@ mod cache;
 mod context;
 mod error;
 mod exec;
+mod external;
 mod file;
 mod image;
 mod merge;
@@ -27,6 +28,7 @@ use strata_runtime::Runtime;
 use strata_snapshotter::{ContentStore, MetadataStore, Snapshotter};
 
 pub use error::{Error, Result};
+pub use external::{CacheSource, imported_layer};
 pub use image::{ImageSource, SourceImage, StoreImageSource};
 pub use snapshot::ReadTree;
 
@@ -73,6 +75,7 @@ pub(crate) struct Inner {
     pub(crate) parallelism: usize,
     pub(crate) ssh: HashMap<String, PathBuf>,
     pub(crate) allow_insecure: bool,
+    pub(crate) cache_sources: Vec<Arc<dyn CacheSource>>,
 }
 
 /// Runs build graphs over strata's stores.
@@ -94,6 +97,7 @@ pub struct SolverBuilder {
     parallelism: usize,
     ssh: HashMap<String, PathBuf>,
     allow_insecure: bool,
+    cache_sources: Vec<Arc<dyn CacheSource>>,
 }
 
 impl SolverBuilder {
@@ -129,6 +133,13 @@ impl SolverBuilder {
         self
     }
 
+    /// Adds an external cache (`--cache-from`), consulted in order when a key has no local record and the node
+    /// does not ignore the cache.
+    pub fn cache_source(mut self, source: Arc<dyn CacheSource>) -> Self {
+        self.cache_sources.push(source);
+        self
+    }
+
     /// Sets where progress goes.
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
@@ -157,6 +168,7 @@ impl SolverBuilder {
                 parallelism: self.parallelism,
                 ssh: self.ssh,
                 allow_insecure: self.allow_insecure,
+                cache_sources: self.cache_sources,
             }),
         }
     }
@@ -184,6 +196,7 @@ impl Solver {
             parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ssh: HashMap::new(),
             allow_insecure: false,
+            cache_sources: Vec::new(),
         }
     }
 

@@ -13,8 +13,9 @@ use tokio::task::JoinSet;
 use crate::cache::{self, KeyBuilder};
 use crate::context::{self, ContextFilter, ContextHashes, Selection};
 use crate::error::{Error, Result};
+use crate::external::{self, Imported};
 use crate::snapshot::{ReadTree, unique_key};
-use crate::{Inner, NodeResult, Solved, SourceImage, exec, file, merge, source};
+use crate::{Inner, NodeResult, Solved, SourceImage, Stream, exec, file, merge, source};
 
 /// What one node's task hands back.
 struct Outcome {
@@ -134,14 +135,26 @@ async fn solve_op(
         }
         _ => (tokio::task::block_in_place(|| cache_key(inner, hashes, graph, node, inputs))?, None),
     };
-    if !node.meta.ignore_cache
-        && let Some(snapshot) = tokio::task::block_in_place(|| cache::lookup(&inner.metadata, &key))?
-    {
-        let result = NodeResult { snapshot, key, cached: true };
-        return Ok(Outcome { node: node.id, result, image: None, executed: false });
+    let mut warning = None;
+    if !node.meta.ignore_cache {
+        let found = tokio::task::block_in_place(|| match cache::lookup(&inner.metadata, &key)? {
+            Some(snapshot) => Ok(Imported::Hit(snapshot)),
+            None => external::lookup(inner, &key),
+        })?;
+        match found {
+            Imported::Hit(snapshot) => {
+                let result = NodeResult { snapshot, key, cached: true };
+                return Ok(Outcome { node: node.id, result, image: None, executed: false });
+            }
+            Imported::Unusable(reason) => warning = Some(reason),
+            Imported::Miss => {}
+        }
     }
     if remote.is_none() {
         inner.progress.started(node.id, &node.meta.description);
+    }
+    if let Some(warning) = warning {
+        inner.progress.output(node.id, Stream::Stderr, &format!("WARNING: {warning}; running the step"));
     }
     let active = match &node.op {
         Op::Exec(exec_op) => exec::run(inner, node.id, exec_op, &snapshots, node.meta.ignore_cache).await?,

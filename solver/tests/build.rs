@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use strata_exporter::cache::{CacheMode, ImportedCache, cache_image};
 use strata_exporter::{ExportOptions, assemble, write_docker_tar, write_local, write_oci_layout, write_oci_tar};
 use strata_frontend::lower::{ImageResolver, LowerOptions, ResolvedImage, lower};
 use strata_frontend::parser::parse;
@@ -13,7 +14,7 @@ use strata_llb::patterns::read_ignore_file;
 use strata_llb::{Definition, ImageConfig, NodeId, Platform};
 use strata_runtime::Runtime;
 use strata_snapshotter::{ContentStore, Digest, MetadataStore, MountGuard, Snapshotter, SnapshotterKind, mount_all};
-use strata_solver::{Progress, Solved, Solver, StoreImageSource};
+use strata_solver::{Progress, Solved, Solver, SolverBuilder, StoreImageSource};
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
 
@@ -39,6 +40,7 @@ fn main() {
         a_cancelled_build_records_nothing_and_leaves_no_snapshot,
         cache_mounts_persist_and_from_seeds_its_own_cache,
         the_context_hash_record_outlives_the_solver,
+        a_cache_exported_from_one_store_rebuilds_nothing_in_another,
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut passed = 0;
@@ -86,13 +88,17 @@ impl Store {
     }
 
     fn with(kind: SnapshotterKind) -> Self {
+        let layouts = tempfile::tempdir().unwrap();
+        Self::from_layout(kind, &strata_testkit::busybox_layout(layouts.path()))
+    }
+
+    /// A store holding the busybox image of `layout` (umoci's images differ from run to run).
+    fn from_layout(kind: SnapshotterKind, layout: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let content = Arc::new(ContentStore::open(dir.path().join("content")).unwrap());
         let metadata = Arc::new(MetadataStore::open(dir.path()).unwrap());
         let snapshotter: Arc<dyn Snapshotter> =
             strata_snapshotter::snapshot::open(dir.path(), metadata.clone(), kind).unwrap().into();
-        let layouts = tempfile::tempdir().unwrap();
-        let layout = strata_testkit::busybox_layout(layouts.path());
         let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
         for blob in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
             let mut writer = content.writer().unwrap();
@@ -105,13 +111,16 @@ impl Store {
     }
 
     fn solver(&self, context: &Path, progress: Arc<Recorder>) -> Solver {
+        self.builder(context, progress).build()
+    }
+
+    fn builder(&self, context: &Path, progress: Arc<Recorder>) -> SolverBuilder {
         let images =
             Arc::new(StoreImageSource::new(self.content.clone(), self.metadata.clone(), self.snapshotter.clone()));
         Solver::builder(self.dir.path(), self.content.clone(), self.metadata.clone(), self.snapshotter.clone(), images)
             .runtime(Runtime::with_init_program(std::env::current_exe().unwrap()))
             .context("context", context)
             .progress(progress)
-            .build()
     }
 
     /// Mounts a read-only view of `snapshot`.
@@ -400,4 +409,39 @@ fn the_native_snapshotter_builds_and_exports_the_same() {
     write_local(&store.content, &image, local.path()).unwrap();
     assert_eq!(read(local.path(), "data/a.txt") + &read(local.path(), "copied"), "Abuilt\n");
     assert!(local.path().join("bin/busybox").exists() && !local.path().join("bin/ls").exists());
+}
+
+fn a_cache_exported_from_one_store_rebuilds_nothing_in_another() {
+    let ctx = context(&[("a.txt", "A")]);
+    let dockerfile = "FROM busybox AS build\nRUN echo built > /built && rm /bin/ls\n\
+                      FROM build\nCOPY a.txt /data/\nRUN echo more > /more\n";
+    let definition = lowered(dockerfile, ctx.path());
+    let layouts = tempfile::tempdir().unwrap();
+    let busybox = strata_testkit::busybox_layout(layouts.path());
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Native] {
+        let first = Store::from_layout(kind, &busybox);
+        let solver = first.solver(ctx.path(), Arc::new(Recorder::default()));
+        let solved = solve(&solver, &definition).unwrap();
+        let options = ExportOptions::new();
+        let image = assemble(&solver, &definition, &solved, &options).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let diff = strata_exporter::ImageFormat::new().diff_options(None);
+        let manifest = cache_image(&solver, &definition, &solved, CacheMode::Max, &diff).unwrap();
+        write_oci_layout(&first.content, &manifest, Some("cache:latest"), cache.path()).unwrap();
+
+        let second = Store::from_layout(kind, &busybox);
+        let imported = ImportedCache::from_layout(cache.path(), "latest", &second.content).unwrap();
+        let progress = Arc::new(Recorder::default());
+        let solver = second.builder(ctx.path(), progress.clone()).cache_source(Arc::new(imported)).build();
+        let again = solve(&solver, &definition).unwrap();
+        assert_eq!(again.executed, 0, "{kind:?}: every RUN comes from the cache");
+        let rebuilt = assemble(&solver, &definition, &again, &options).unwrap();
+        let digests =
+            |image: &strata_exporter::Image| image.layers.iter().map(|l| l.digest().to_string()).collect::<Vec<_>>();
+        assert_eq!(digests(&rebuilt), digests(&image), "{kind:?}: the cache's very blobs");
+        let local = tempfile::tempdir().unwrap();
+        write_local(&second.content, &rebuilt, local.path()).unwrap();
+        assert_eq!(read(local.path(), "built") + &read(local.path(), "data/a.txt"), "built\nA");
+        assert!(!local.path().join("bin/ls").exists(), "{kind:?}: the deletion survives the round trip");
+    }
 }

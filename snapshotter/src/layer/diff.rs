@@ -70,6 +70,11 @@ impl DiffOptions {
         self
     }
 
+    /// The media type of the layers these options make.
+    pub fn media_type(&self) -> &'static str {
+        self.compression.media_type()
+    }
+
     /// What decides the bytes of a layer made with these options (compression, effective level, time clamp),
     /// for caching made layers: options with equal keys make equal blobs from the same tree.
     pub fn cache_key(&self) -> String {

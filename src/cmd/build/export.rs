@@ -112,13 +112,20 @@ pub struct Exporter<'a> {
     definition: &'a Definition,
     solved: &'a Solved,
     source_date_epoch: Option<i64>,
+    inline_cache: bool,
     images: Vec<(ImageFormat, Image)>,
 }
 
 impl<'a> Exporter<'a> {
     /// An exporter of `solved`, the result of `definition`, clamping times to `source_date_epoch` if given.
     pub fn new(solver: &'a Solver, definition: &'a Definition, solved: &'a Solved, epoch: Option<i64>) -> Self {
-        Self { solver, definition, solved, source_date_epoch: epoch, images: Vec::new() }
+        Self { solver, definition, solved, source_date_epoch: epoch, inline_cache: false, images: Vec::new() }
+    }
+
+    /// Embeds the steps' cache records in every image's config (`--cache-to type=inline`).
+    pub fn inline_cache(mut self, inline: bool) -> Self {
+        self.inline_cache = inline;
+        self
     }
 
     /// The build result's snapshot; `None` for an empty `scratch` result.
@@ -131,7 +138,10 @@ impl<'a> Exporter<'a> {
         if let Some((_, image)) = self.images.iter().find(|(f, _)| *f == format) {
             return Ok(image.clone());
         }
-        let options = ExportOptions::new().source_date_epoch(self.source_date_epoch).format(format);
+        let options = ExportOptions::new()
+            .source_date_epoch(self.source_date_epoch)
+            .format(format)
+            .inline_cache(self.inline_cache);
         let image = assemble(self.solver, self.definition, self.solved, &options).map_err(CliError::from_display)?;
         self.images.push((format, image.clone()));
         Ok(image)

@@ -13,6 +13,7 @@ use strata_llb::patterns::{PatternMatcher, read_ignore_file};
 
 use super::{CliError, Globals};
 
+mod cache;
 mod contexts;
 mod export;
 mod images;
@@ -59,10 +60,11 @@ pub struct BuildArgs {
     /// Networking mode for RUN steps that do not set one (`default`, `none`, `host`).
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
-    /// External cache sources (`type=local,src=DIR`, `type=registry,ref=REF`).
+    /// External cache sources (`type=local,src=DIR`, `type=registry,ref=REF` or just `REF`).
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
-    /// Cache export destinations (`type=local,dest=DIR`, `type=registry,ref=REF`, `type=inline`).
+    /// Cache export destinations (`type=local,dest=DIR`, `type=registry,ref=REF`, with `mode=min|max`;
+    /// `type=inline`).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// Output destination (`type=image|oci|docker|local|tar,...`).

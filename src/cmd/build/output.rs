@@ -40,7 +40,7 @@ pub enum Dest {
 impl Output {
     /// Parses one `--output` value.
     pub fn parse(spec: &str) -> Result<Self, CliError> {
-        let fields = Fields::parse(spec);
+        let fields = Fields::parse("--output", spec);
         let name = fields.get("name").map(str::to_owned);
         match fields.get("type") {
             Some("oci") if !fields.flag("tar", true)? => {
@@ -73,35 +73,46 @@ pub fn default_image_format() -> ImageFormat {
     ImageFormat::new().oci_media_types(false)
 }
 
-/// The `key=value` fields of one spec, keys lowercased.
-struct Fields<'a> {
+/// The `key=value` fields of one spec of `flag` (`--output`, `--cache-to`, ...), keys lowercased.
+pub(super) struct Fields<'a> {
+    flag: &'static str,
     spec: &'a str,
     values: HashMap<String, String>,
 }
 
 impl<'a> Fields<'a> {
-    fn parse(spec: &'a str) -> Self {
+    /// Splits `spec` into its fields.
+    pub(super) fn parse(flag: &'static str, spec: &'a str) -> Self {
         let values = spec
             .split(',')
             .map(|field| field.split_once('=').unwrap_or((field, "")))
             .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
             .collect();
-        Self { spec, values }
+        Self { flag, spec, values }
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The value of `key`, if given.
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
     }
 
-    fn error(&self, message: String) -> CliError {
-        CliError(format!("--output {}: {message}", self.spec))
+    /// An error about this spec.
+    pub(super) fn error(&self, message: String) -> CliError {
+        CliError(format!("{} {}: {message}", self.flag, self.spec))
+    }
+
+    /// The keys given, for refusing unknown ones.
+    pub(super) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
     }
 
     fn dest(&self) -> Result<PathBuf, CliError> {
-        self.get("dest")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .ok_or_else(|| self.error("dest=PATH is required".into()))
+        self.required("dest", "PATH").map(PathBuf::from)
+    }
+
+    /// The non-empty value of `key`, else an error asking for `key=WHAT`.
+    pub(super) fn required(&self, key: &str, what: &str) -> Result<&str, CliError> {
+        self.get(key).filter(|v| !v.is_empty()).ok_or_else(|| self.error(format!("{key}={what} is required")))
     }
 
     /// The destination of a streamed output: a file, or standard output for `dest=-`.

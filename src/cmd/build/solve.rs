@@ -8,6 +8,7 @@ use strata_frontend::lower::{LowerOptions, lower};
 use strata_frontend::parser::Ast;
 use strata_solver::{Solver, StoreImageSource};
 
+use super::cache::{self, CacheFrom, CacheTo};
 use super::contexts::BuildContexts;
 use super::export::{Exporter, export, image_names};
 use super::images::StoreResolver;
@@ -20,7 +21,8 @@ use crate::cmd::{CliError, Globals};
 
 /// Builds the target of `ast` and writes it where the flags say.
 pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOptions) -> Result<(), CliError> {
-    refuse_unsupported(args)?;
+    let cache_from = args.cache_from.iter().map(|spec| CacheFrom::parse(spec)).collect::<Result<Vec<_>, _>>()?;
+    let cache_to = args.cache_to.iter().map(|spec| CacheTo::parse(spec)).collect::<Result<Vec<_>, _>>()?;
     let outputs = args.outputs.iter().map(|spec| Output::parse(spec)).collect::<Result<Vec<_>, _>>()?;
     let names = image_names(args, &outputs)?;
     let secrets = secrets(&args.secrets)?;
@@ -33,6 +35,9 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     let contexts = BuildContexts::load(&args.build_contexts, &stores, args.platform.as_deref())?;
     let definition = lower(ast, &contexts.apply(options), &StoreResolver { globals, stores: &stores })
         .map_err(CliError::from_display)?;
+    // Read before progress starts drawing, which its warnings would disturb. `--no-cache` lowers every node to
+    // ignore the cache, imported ones included.
+    let caches = cache::import(globals, &stores, &runtime, &cache_from)?;
 
     let progress = progress::for_mode(args.progress, &definition.graph, secrets.values().map(Vec::as_slice))?;
     let interrupts = Interrupts::watch(&runtime)?;
@@ -48,6 +53,9 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
     for (id, value) in secrets {
         solver = solver.secret(id, value);
     }
+    for cache in caches {
+        solver = solver.cache_source(cache);
+    }
     let (solver, agents) = run_options::apply(solver, args)?;
     let solver = solver.build();
     let solved = match runtime.block_on(interrupts.during(solver.solve(&definition))) {
@@ -58,8 +66,10 @@ pub fn build(globals: &Globals, args: &BuildArgs, ast: &Ast, options: &LowerOpti
             signals::exit_canceled(runtime, interrupted)
         }
     };
-    let exporter = Exporter::new(&solver, &definition, &solved, epoch);
+    let exporter =
+        Exporter::new(&solver, &definition, &solved, epoch).inline_cache(cache_to.contains(&CacheTo::Inline));
     let image = export(globals, &stores, args, &outputs, &names, exporter)?;
+    cache::export(globals, &runtime, &cache_to, (&solver, &definition, &solved), epoch)?;
     progress.end(End::Built(image.as_deref()));
     Ok(())
 }
@@ -76,15 +86,6 @@ fn source_date_epoch(options: &LowerOptions) -> Result<Option<i64>, CliError> {
     };
     let seconds = value.parse::<i64>().map_err(|e| CliError(format!("SOURCE_DATE_EPOCH={value}: {e}")))?;
     Ok(Some(seconds))
-}
-
-/// Flags whose effect strata does not have yet fail the build rather than being silently ignored.
-fn refuse_unsupported(args: &BuildArgs) -> Result<(), CliError> {
-    let unsupported = [(!args.cache_from.is_empty(), "--cache-from"), (!args.cache_to.is_empty(), "--cache-to")];
-    match unsupported.iter().find(|(given, _)| *given) {
-        Some((_, flag)) => Err(CliError(format!("{flag} is not supported yet"))),
-        None => Ok(()),
-    }
 }
 
 /// `--secret id=ID,src=FILE` and `--secret id=ID,env=VAR` read into memory; never written to the store.

@@ -110,3 +110,28 @@ fn concurrent_pulls_into_one_root_unpack_each_layer_once_with_the_native_snapsho
     assert!(du.contains("Snapshots:\t1 ("), "{du}");
     assert_eq!(busybox.ok(&["--snapshotter", "native", "run", image, "ls", "/bin/busybox"]), "/bin/busybox\n");
 }
+
+#[test]
+fn prune_all_removes_idle_cache_mounts_and_context_records() {
+    if !require_root("prune_all_removes_idle_cache_mounts_and_context_records") {
+        return;
+    }
+    let busybox = BusyboxRegistry::start();
+    let context = busybox.dir.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("a.txt"), "a").unwrap();
+    let dockerfile = format!(
+        "FROM {}\nCOPY a.txt /\nRUN --mount=type=cache,target=/c echo kept > /c/file && cat /a.txt\n",
+        busybox.image
+    );
+    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    busybox.ok(&["build", "--progress", "quiet", context.to_str().unwrap()]);
+    let root = busybox.root();
+    assert!(root.join("cache-mounts").read_dir().unwrap().next().is_some(), "the build left its cache mount");
+    assert!(root.join("context-hashes").read_dir().unwrap().next().is_some(), "and its context record");
+    let pruned = busybox.ok(&["prune", "--all"]);
+    assert!(pruned.contains("cache-mount\t") && pruned.contains("context-record\t"), "{pruned}");
+    assert!(root.join("cache-mounts").read_dir().unwrap().next().is_none(), "{pruned}");
+    assert!(root.join("context-hashes").read_dir().unwrap().next().is_none(), "{pruned}");
+    busybox.ok(&["build", "--progress", "quiet", context.to_str().unwrap()]);
+}

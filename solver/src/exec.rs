@@ -14,6 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::file::{copy_tree, resolve_in_root};
 use crate::snapshot::{ActiveTree, ReadTree};
 use crate::ssh::AgentProxy;
+use crate::state::{cache_mounts_dir, lock_dir};
 use crate::stubs::Stubs;
 use crate::{Inner, Progress, Stream};
 
@@ -37,22 +38,6 @@ impl MountHolds {
         let dir = scratch.path().join("cache");
         self.dirs.push(scratch);
         Ok(dir)
-    }
-}
-
-/// Takes a flock on `dir` (exclusive, or shared with other shared users), waiting for it if `wait`; `None` when it
-/// is taken and not waiting.
-fn lock_dir(dir: &Path, exclusive: bool, wait: bool) -> Result<Option<fs::File>> {
-    let file = fs::File::open(dir).io_context(|| format!("opening {} to lock it", dir.display()))?;
-    let kind = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-    let flags = if wait { kind } else { kind | libc::LOCK_NB };
-    // SAFETY: flock on a descriptor we own; the lock goes with the file when it is closed.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), flags) } == 0 {
-        return Ok(Some(file));
-    }
-    match std::io::Error::last_os_error() {
-        e if e.raw_os_error() == Some(libc::EWOULDBLOCK) && !wait => Ok(None),
-        e => Err(e).io_context(|| format!("locking {}", dir.display())),
     }
 }
 
@@ -277,7 +262,7 @@ impl CacheMount<'_> {
         if let Some(seed) = seed {
             hasher.update(b"\0from\0").update(seed.as_bytes());
         }
-        root.join("cache-mounts").join(hasher.finalize().to_hex().as_str())
+        cache_mounts_dir(root).join(hasher.finalize().to_hex().as_str())
     }
 
     /// The cache directory `dir`, created the first time with the mount's mode and owner and the seed's files.
@@ -327,21 +312,6 @@ fn proxy_env(given: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn cache_directory_locks_follow_the_sharing_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = super::lock_dir(dir.path(), true, false).unwrap();
-        assert!(first.is_some());
-        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_none(), "a private user gets another directory");
-        drop(first);
-        let shared =
-            [super::lock_dir(dir.path(), false, false).unwrap(), super::lock_dir(dir.path(), false, false).unwrap()];
-        assert!(shared.iter().all(Option::is_some), "shared users share");
-        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_none(), "nobody locks while shared users work");
-        drop(shared);
-        assert!(super::lock_dir(dir.path(), true, false).unwrap().is_some());
-    }
-
     #[test]
     fn the_default_network_is_the_hosts() {
         use super::{Network, NetworkMode, network};

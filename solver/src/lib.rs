@@ -16,6 +16,7 @@ mod scheduler;
 mod snapshot;
 mod source;
 mod ssh;
+mod state;
 mod stubs;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use error::{Error, Result};
 pub use external::{CacheSource, imported_layer};
 pub use image::{ImageSource, SourceImage, StoreImageSource};
 pub use snapshot::ReadTree;
+pub use state::{StatePruned, prune};
 
 /// Where the solver reports what it does; every method has a do-nothing default.
 pub trait Progress: Send + Sync {

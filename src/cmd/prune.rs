@@ -11,7 +11,8 @@ use super::{CliError, Globals};
 /// Options of `strata prune`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Also remove snapshots left active by builds that never finished.
+    /// Also remove snapshots left active by builds that never finished, cache mounts no build is using and the
+    /// remembered context digests.
     #[arg(long)]
     all: bool,
     /// Stop once the cache uses at most this much disk (e.g. 10GB, 512MiB).
@@ -49,7 +50,18 @@ pub fn run(globals: &Globals, args: Args) -> Result<ExitCode, CliError> {
     for digest in &report.blobs {
         println!("blob\t{digest}");
     }
-    println!("Total:\t{}", human_size(report.reclaimed));
+    let mut reclaimed = report.reclaimed;
+    if args.all {
+        let state = strata_solver::prune(&globals.root).map_err(CliError::from_display)?;
+        for dir in &state.cache_mounts {
+            println!("cache-mount\t{}", dir.display());
+        }
+        for record in &state.context_records {
+            println!("context-record\t{}", record.display());
+        }
+        reclaimed += state.reclaimed;
+    }
+    println!("Total:\t{}", human_size(reclaimed));
     Ok(ExitCode::SUCCESS)
 }
 

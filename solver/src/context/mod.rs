@@ -113,7 +113,7 @@ pub(crate) struct ContextHashes {
 impl ContextHashes {
     /// Checksums keeping their records in `<state_root>/context-hashes`.
     pub(crate) fn new(state_root: &Path) -> Self {
-        Self { records: state_root.join("context-hashes"), memos: Mutex::default() }
+        Self { records: crate::state::context_hashes_dir(state_root), memos: Mutex::default() }
     }
 
     /// The checksum of the whole filtered context at `dir`.

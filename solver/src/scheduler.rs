@@ -161,11 +161,8 @@ async fn solve_op(
         Op::File(file_op) => tokio::task::block_in_place(|| file::solve(&inner.snapshotter, file_op, &snapshots))?,
         Op::Merge => tokio::task::block_in_place(|| merge::run(&inner.snapshotter, &snapshots))?,
         Op::Source(SourceOp::Local { name, include, exclude }) => tokio::task::block_in_place(|| {
-            context::solve(
-                &inner.snapshotter,
-                context_dir(inner, name)?,
-                &ContextFilter::new(include, exclude)?.skipping(&inner.root),
-            )
+            let (dir, filter) = local_context(inner, name, include, exclude)?;
+            context::solve(&inner.snapshotter, dir, &filter)
         })?,
         Op::Source(op) => source::fetch(inner, op, remote.expect("remote sources are keyed above")).await?,
     };
@@ -178,13 +175,19 @@ async fn solve_op(
     Ok(Outcome { node: node.id, result, image: None, executed: matches!(node.op, Op::Exec(_)) })
 }
 
-/// The directory of the local context `name`.
-fn context_dir<'a>(inner: &'a Inner, name: &str) -> Result<&'a std::path::Path> {
-    inner
+/// The directory of the local context `name` and the filter of a source's patterns over it, which never walks
+/// into the state root.
+fn local_context<'a>(
+    inner: &'a Inner,
+    name: &str,
+    include: &[String],
+    exclude: &[String],
+) -> Result<(&'a std::path::Path, ContextFilter)> {
+    let dir = inner
         .contexts
         .get(name)
-        .map(|p| p.as_path())
-        .ok_or_else(|| Error::MissingInput(format!("no local context named {name:?} was given")))
+        .ok_or_else(|| Error::MissingInput(format!("no local context named {name:?} was given")))?;
+    Ok((dir, ContextFilter::new(include, exclude)?.skipping(&inner.root)))
 }
 
 /// The node's cache key: digest and input keys, where a context input of a file op counts only through the
@@ -198,8 +201,8 @@ fn cache_key(
 ) -> Result<String> {
     let mut key = KeyBuilder::new(&node.digest.0);
     if let Op::Source(SourceOp::Local { name, include, exclude }) = &node.op {
-        let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
-        return Ok(key.input(&hashes.checksum(context_dir(inner, name)?, &filter)?.digest).finish());
+        let (dir, filter) = local_context(inner, name, include, exclude)?;
+        return Ok(key.input(&hashes.checksum(dir, &filter)?.digest).finish());
     }
     for (index, (input, result)) in node.inputs.iter().zip(inputs).enumerate() {
         let part = match (&node.op, &graph.node(*input).op) {
@@ -215,8 +218,8 @@ fn cache_key(
                     })
                     .flatten()
                     .collect();
-                let filter = ContextFilter::new(include, exclude)?.skipping(&inner.root);
-                hashes.checksum_selection(context_dir(inner, name)?, &filter, &sources)?.digest.to_vec()
+                let (dir, filter) = local_context(inner, name, include, exclude)?;
+                hashes.checksum_selection(dir, &filter, &sources)?.digest.to_vec()
             }
             (Op::Exec(exec_op), _) => match bind_selectors(exec_op, index) {
                 Some(selectors) => mount_checksum(inner, result.snapshot.as_deref(), &selectors)?.to_vec(),

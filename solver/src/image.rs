@@ -24,6 +24,24 @@ pub struct SourceImage {
     pub config: ImageConfiguration,
 }
 
+impl SourceImage {
+    /// Its layers as `(blob digest, diffID)` pairs, base first; the manifest and the config must agree on them.
+    pub fn layers(&self) -> Result<Vec<(Digest, Digest)>> {
+        let fail = |reason: String| Error::Image { reference: self.reference.clone(), reason };
+        let diff_ids = self.config.rootfs().diff_ids();
+        if diff_ids.len() != self.manifest.layers().len() {
+            return Err(fail("the config's diff IDs and the manifest's layers differ in number".into()));
+        }
+        self.manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(layer, diff_id)| Ok((layer.digest().to_string().parse()?, diff_id.parse()?)))
+            .collect::<strata_snapshotter::Result<Vec<(Digest, Digest)>>>()
+            .map_err(|e| fail(format!("a layer digest or diff ID: {e}")))
+    }
+}
+
 /// Where `FROM` images come from.
 pub trait ImageSource: Send + Sync {
     /// Finds `reference` for `platform`.
@@ -71,18 +89,7 @@ impl ImageSource for StoreImageSource {
 
     fn unpack(&self, image: &SourceImage) -> Result<Option<String>> {
         let fail = |reason: String| Error::Image { reference: image.reference.clone(), reason };
-        let diff_ids = image.config.rootfs().diff_ids();
-        if diff_ids.len() != image.manifest.layers().len() {
-            return Err(fail("the config's diff IDs and the manifest's layers differ in number".into()));
-        }
-        let layers = image
-            .manifest
-            .layers()
-            .iter()
-            .zip(diff_ids)
-            .map(|(layer, diff_id)| Ok((layer.digest().to_string().parse()?, diff_id.parse()?)))
-            .collect::<strata_snapshotter::Result<Vec<(Digest, Digest)>>>()
-            .map_err(|e| fail(format!("a layer digest or diff ID: {e}")))?;
+        let layers = image.layers()?;
         if layers.is_empty() {
             return Ok(None);
         }

@@ -123,19 +123,14 @@ impl<'a> Chains<'a> {
     fn new(solver: &'a Solver, solved: &'a Solved, options: &'a DiffOptions) -> Result<Self> {
         let mut base = HashMap::new();
         for image in solved.images.values() {
-            let diff_ids = image
-                .config
-                .rootfs()
-                .diff_ids()
-                .iter()
-                .map(|d| d.parse())
-                .collect::<strata_snapshotter::Result<Vec<_>>>()
-                .map_err(store_error(|| format!("reading the diff IDs of {}", image.reference)))?;
-            for ((layer, diff_id), chain_id) in image.manifest.layers().iter().zip(&diff_ids).zip(chain_ids(&diff_ids))
-            {
-                let digest = crate::oci_layout::store_digest(layer)?;
+            let pairs = image.layers().map_err(|e| Error::Snapshot {
+                context: format!("reading the layers of {}", image.reference),
+                source: Box::new(e),
+            })?;
+            let chain = chain_ids(pairs.iter().map(|(_, diff_id)| diff_id));
+            for ((layer, (digest, diff_id)), chain_id) in image.manifest.layers().iter().zip(pairs).zip(chain) {
                 let media_type = layer.media_type().to_string();
-                let layer = LayerDescriptor { media_type, digest, size: layer.size(), diff_id: diff_id.clone() };
+                let layer = LayerDescriptor { media_type, digest, size: layer.size(), diff_id };
                 base.insert(chain_id.to_string(), layer);
             }
         }

@@ -14,7 +14,7 @@ use strata_llb::Definition;
 use strata_registry::Reference;
 use strata_solver::{Solved, Solver};
 
-use super::output::Fields;
+use super::spec::Fields;
 use crate::cmd::store::{Stores, reference, registry_client};
 use crate::cmd::{CliError, Globals};
 

@@ -22,6 +22,7 @@ mod progress;
 mod run_options;
 mod signals;
 mod solve;
+mod spec;
 mod ssh;
 
 /// Build an image from a Dockerfile.

@@ -5,12 +5,12 @@
 //! Image outputs (oci, docker, image, registry) also take BuildKit's `compression=gzip|zstd|uncompressed`,
 //! `compression-level=N`, `force-compression=BOOL` and `oci-mediatypes=BOOL`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use strata_exporter::ImageFormat;
 use strata_snapshotter::Compression;
 
+use super::spec::Fields;
 use crate::cmd::CliError;
 
 /// Where the built image goes.
@@ -73,62 +73,15 @@ pub fn default_image_format() -> ImageFormat {
     ImageFormat::new().oci_media_types(false)
 }
 
-/// The `key=value` fields of one spec of `flag` (`--output`, `--cache-to`, ...), keys lowercased.
-pub(super) struct Fields<'a> {
-    flag: &'static str,
-    spec: &'a str,
-    values: HashMap<String, String>,
-}
-
-impl<'a> Fields<'a> {
-    /// Splits `spec` into its fields.
-    pub(super) fn parse(flag: &'static str, spec: &'a str) -> Self {
-        let values = spec
-            .split(',')
-            .map(|field| field.split_once('=').unwrap_or((field, "")))
-            .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        Self { flag, spec, values }
-    }
-
-    /// The value of `key`, if given.
-    pub(super) fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
-    }
-
-    /// An error about this spec.
-    pub(super) fn error(&self, message: String) -> CliError {
-        CliError(format!("{} {}: {message}", self.flag, self.spec))
-    }
-
-    /// The keys given, for refusing unknown ones.
-    pub(super) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
-    }
-
+impl Fields<'_> {
     fn dest(&self) -> Result<PathBuf, CliError> {
         self.required("dest", "PATH").map(PathBuf::from)
-    }
-
-    /// The non-empty value of `key`, else an error asking for `key=WHAT`.
-    pub(super) fn required(&self, key: &str, what: &str) -> Result<&str, CliError> {
-        self.get(key).filter(|v| !v.is_empty()).ok_or_else(|| self.error(format!("{key}={what} is required")))
     }
 
     /// The destination of a streamed output: a file, or standard output for `dest=-`.
     fn stream(&self) -> Result<Dest, CliError> {
         let dest = self.dest()?;
         Ok(if dest.as_os_str() == "-" { Dest::Stdout } else { Dest::File(dest) })
-    }
-
-    /// A boolean as BuildKit reads it (Go's `strconv.ParseBool`); a key given without a value means true.
-    fn flag(&self, key: &str, default: bool) -> Result<bool, CliError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some("" | "1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
-            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
-            Some(other) => Err(self.error(format!("{key}={other} is not true or false"))),
-        }
     }
 
     /// The image format fields; `oci_default` is whether the output type defaults to OCI media types.
@@ -142,7 +95,7 @@ impl<'a> Fields<'a> {
         let mut oci = self.flag("oci-mediatypes", oci_default)?;
         if compression == Compression::Zstd && !oci {
             // BuildKit's EnableOCITypes: Docker media types have no zstd layer, so zstd switches to OCI.
-            eprintln!("WARNING: --output {}: forcibly turning on oci-mediatypes for zstd", self.spec);
+            self.warn("forcibly turning on oci-mediatypes for zstd");
             oci = true;
         }
         let mut format = ImageFormat::new()

@@ -15,6 +15,7 @@ use super::images::StoreResolver;
 use super::output::Output;
 use super::progress::{self, End};
 use super::signals::{self, Interrupts};
+use super::spec::Fields;
 use super::{BuildArgs, run_options};
 use crate::cmd::store::Stores;
 use crate::cmd::{CliError, Globals};
@@ -92,18 +93,14 @@ fn source_date_epoch(options: &LowerOptions) -> Result<Option<i64>, CliError> {
 fn secrets(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, CliError> {
     let mut secrets = HashMap::new();
     for spec in specs {
-        let fields: HashMap<&str, &str> = spec.split(',').filter_map(|f| f.split_once('=')).collect();
-        let id = fields.get("id").ok_or_else(|| CliError(format!("--secret {spec}: id=ID is required")))?;
+        let fields = Fields::parse("--secret", spec);
+        let id = fields.required("id", "ID")?;
         let value = match (fields.get("src").or(fields.get("source")), fields.get("env")) {
-            (Some(file), _) => {
-                std::fs::read(file).map_err(|e| CliError(format!("--secret {spec}: reading {file}: {e}")))?
-            }
-            (None, Some(var)) => {
-                std::env::var(var).map_err(|e| CliError(format!("--secret {spec}: ${var}: {e}")))?.into_bytes()
-            }
+            (Some(file), _) => std::fs::read(file).map_err(|e| fields.error(format!("reading {file}: {e}")))?,
+            (None, Some(var)) => std::env::var(var).map_err(|e| fields.error(format!("${var}: {e}")))?.into_bytes(),
             (None, None) => std::env::var(id).map(String::into_bytes).unwrap_or_default(),
         };
-        secrets.insert((*id).to_owned(), value);
+        secrets.insert(id.to_owned(), value);
     }
     Ok(secrets)
 }

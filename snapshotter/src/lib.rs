@@ -26,4 +26,4 @@ pub use layer::diff::{DiffOptions, diff, tar_tree};
 pub use metadata::{CacheRecord, ImageRecord, MetadataStore, RefTarget, SnapshotKind, SnapshotRecord};
 pub use mount::{Mount, MountGuard, mount_all, unmount};
 pub use snapshot::{SnapshotLayout, Snapshotter, SnapshotterKind, Usage};
-pub use unpack::{chain_ids, snapshot_key_of, unpack};
+pub use unpack::{chain_ids, snapshot_key_of, unpack, unpack_referenced};

@@ -11,7 +11,7 @@ use crate::content::ContentStore;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layer::apply::apply_blob;
-use crate::metadata::SnapshotKind;
+use crate::metadata::{MetadataStore, RefTarget, SnapshotKind};
 use crate::snapshot::Snapshotter;
 
 /// The chain ID of each layer, base first, from the layers' diffIDs (the image config's `rootfs.diff_ids`).
@@ -55,6 +55,22 @@ pub fn unpack(content: &ContentStore, snapshotter: &dyn Snapshotter, layers: &[(
         parent = Some(name);
     }
     parent.ok_or_else(|| Error::InvalidArgument("cannot unpack an image without layers".into()))
+}
+
+/// Unpacks `layers` as [`unpack`] does, for `owner`: its GC references to every layer's snapshot are recorded
+/// first, before the snapshots exist, so a concurrent prune never removes a committed layer before the next
+/// layer's snapshot (which keeps its parents alive) is prepared on it.
+pub fn unpack_referenced(
+    metadata: &MetadataStore,
+    owner: &str,
+    content: &ContentStore,
+    snapshotter: &dyn Snapshotter,
+    layers: &[(Digest, Digest)],
+) -> Result<String> {
+    for chain_id in chain_ids(layers.iter().map(|(_, diff_id)| diff_id)) {
+        metadata.add_ref(owner, &RefTarget::Snapshot(chain_id.to_string()))?;
+    }
+    unpack(content, snapshotter, layers)
 }
 
 /// Applies `blob` on `parent` and commits it as `name`, leaving no snapshot behind if anything fails.

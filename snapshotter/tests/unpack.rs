@@ -8,8 +8,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{Mtimes, assert_same_tree, layout_layers_with_diff_ids};
+use strata_snapshotter::metadata::RefTarget;
 use strata_snapshotter::snapshot::{self, SnapshotterKind};
-use strata_snapshotter::{ContentStore, Error, MetadataStore, SnapshotKind, mount_all, snapshot_key_of, unpack};
+use strata_snapshotter::{
+    ContentStore, Error, MetadataStore, SnapshotKind, mount_all, snapshot_key_of, unpack, unpack_referenced,
+};
 use strata_testkit::{busybox_layout, require_root, run};
 
 /// A busybox layout tagged `latest` (one layer) and `two` (that layer plus one deleting and adding files).
@@ -56,9 +59,22 @@ fn unpacks_like_umoci(kind: SnapshotterKind) {
     assert!(snapshots.iter().all(|s| s.kind == SnapshotKind::Committed));
     assert_eq!(snapshots[1].parent.as_deref(), Some(base_key.as_str()));
 
-    // Unpacking again applies nothing.
-    assert_eq!(unpack(&content, snapshotter.as_ref(), &two).unwrap(), top);
+    // Unpacking again applies nothing; for an owner, it references every layer's snapshot.
+    assert_eq!(unpack_referenced(&meta, "image/two", &content, snapshotter.as_ref(), &two).unwrap(), top);
     assert_eq!(meta.snapshots().unwrap(), snapshots);
+    let mut owned: Vec<String> = meta
+        .refs()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(owner, target)| match target {
+            RefTarget::Snapshot(key) if owner == "image/two" => Some(key),
+            _ => None,
+        })
+        .collect();
+    owned.sort();
+    let mut expected = vec![base_key.clone(), top.clone()];
+    expected.sort();
+    assert_eq!(owned, expected, "the owner references both layers' snapshots");
 
     for (tag, key) in [("latest", &base_key), ("two", &top)] {
         let expected = umoci_rootfs(&layout, tag, dir.path());

@@ -4,7 +4,7 @@
 //! fetch or verify is never trusted: the step simply runs.
 
 use strata_snapshotter::metadata::{RefTarget, cache_owner};
-use strata_snapshotter::{ContentStore, Digest, LayerDescriptor, MetadataStore, chain_ids, unpack};
+use strata_snapshotter::{ContentStore, Digest, LayerDescriptor, MetadataStore, chain_ids, unpack_referenced};
 
 use crate::Inner;
 use crate::cache;
@@ -45,18 +45,12 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> Result<Imported> {
         }
     }
     let pairs: Vec<(Digest, Digest)> = layers.iter().map(|l| (l.digest.clone(), l.diff_id.clone())).collect();
-    let chain = chain_ids(pairs.iter().map(|(_, diff_id)| diff_id));
-    // Referenced under the key's record before they exist, so a concurrent prune cannot remove a layer before the
-    // next one is prepared on it; `cache::record` then keeps only the top one (which keeps its parents).
+    // `cache::record` keeps only the top snapshot referenced (which keeps its parents).
     let owner = cache_owner(key);
-    for chain_id in &chain {
-        let target = RefTarget::Snapshot(chain_id.to_string());
-        inner.metadata.add_ref(&owner, &target).store_context(|| format!("referencing {chain_id} from {key}"))?;
-    }
     let snapshot = if pairs.is_empty() {
         None
     } else {
-        match unpack(&inner.content, inner.snapshotter.as_ref(), &pairs) {
+        match unpack_referenced(&inner.metadata, &owner, &inner.content, inner.snapshotter.as_ref(), &pairs) {
             Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 inner.metadata.remove_refs(&owner).store_context(|| format!("dropping the refs of {key}"))?;
@@ -65,6 +59,7 @@ pub(crate) fn lookup(inner: &Inner, key: &str) -> Result<Imported> {
         }
     };
     cache::record(&inner.metadata, key, snapshot.as_deref())?;
+    let chain = chain_ids(pairs.iter().map(|(_, diff_id)| diff_id));
     for (layer, chain_id) in layers.iter().zip(chain) {
         let json = serde_json::to_value(layer).expect("a layer descriptor serialises");
         let record = layer_record_key(&chain_id.to_string());

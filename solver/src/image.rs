@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use strata_llb::Platform;
-use strata_snapshotter::metadata::{RefTarget, image_owner};
-use strata_snapshotter::{ContentStore, Digest, MetadataStore, Snapshotter, chain_ids, unpack};
+use strata_snapshotter::metadata::image_owner;
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, Snapshotter, unpack_referenced};
 
 use crate::error::{Error, Result};
 
@@ -93,14 +93,9 @@ impl ImageSource for StoreImageSource {
         if layers.is_empty() {
             return Ok(None);
         }
-        // Referenced under the image's name before they exist, so a concurrent prune cannot remove a layer
-        // before the next one is prepared on it.
         let owner = image_owner(&image.reference);
-        for chain_id in chain_ids(layers.iter().map(|(_, diff_id)| diff_id)) {
-            self.metadata
-                .add_ref(&owner, &RefTarget::Snapshot(chain_id.to_string()))
-                .map_err(|e| fail(format!("referencing layer {chain_id}: {e}")))?;
-        }
-        unpack(&self.content, self.snapshotter.as_ref(), &layers).map(Some).map_err(|e| fail(format!("unpacking: {e}")))
+        unpack_referenced(&self.metadata, &owner, &self.content, self.snapshotter.as_ref(), &layers)
+            .map(Some)
+            .map_err(|e| fail(format!("unpacking: {e}")))
     }
 }

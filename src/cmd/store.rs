@@ -9,7 +9,7 @@ use strata_llb::ImageConfig;
 use strata_registry::{Reference, RegistryClient, RegistryConfig};
 use strata_snapshotter::metadata::{RefTarget, image_owner};
 use strata_snapshotter::snapshot::{self, Snapshotter};
-use strata_snapshotter::{ContentStore, Digest, MetadataStore, chain_ids, unpack};
+use strata_snapshotter::{ContentStore, Digest, MetadataStore, unpack_referenced};
 
 use super::{CliError, Globals};
 
@@ -105,14 +105,8 @@ impl Stores {
 
     /// Unpacks `image`'s layers into snapshots, keeps them alive under `reference`, and returns the top one's key.
     pub fn unpack_image(&self, reference: &Reference, image: &StoredImage) -> Result<String, CliError> {
-        // Referenced before they exist, so a concurrent prune never removes a committed layer before the next
-        // layer's snapshot (which keeps its parents alive) is prepared on it.
         let owner = image_owner(&reference.to_string());
-        for chain_id in chain_ids(image.layers.iter().map(|(_, diff_id)| diff_id)) {
-            let target = RefTarget::Snapshot(chain_id.to_string());
-            self.metadata.add_ref(&owner, &target).map_err(CliError::from_display)?;
-        }
-        unpack(&self.content, self.snapshotter.as_ref(), &image.layers)
+        unpack_referenced(&self.metadata, &owner, &self.content, self.snapshotter.as_ref(), &image.layers)
             .map_err(|e| CliError(format!("unpacking {reference}: {e}")))
     }
 }

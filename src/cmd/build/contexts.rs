@@ -3,12 +3,12 @@
 //! imported into the content store first (every blob verified) and named `NAME@<manifest digest>`, so the
 //! build resolves it like any stored image; a directory becomes the local source `NAME`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use strata_frontend::lower::{LowerOptions, NamedContext};
-use strata_llb::patterns::{PatternMatcher, read_ignore_file};
 use strata_registry::{Platform, import_layout};
 
+use super::ignore_patterns;
 use crate::cmd::CliError;
 use crate::cmd::pull::name_pulled;
 use crate::cmd::store::{Stores, reference};
@@ -41,7 +41,7 @@ impl BuildContexts {
             let context = match source {
                 Source::Image(reference) => NamedContext::Image(reference),
                 Source::Local(dir) => {
-                    let exclude = dockerignore(&dir).map_err(|e| flag_error(spec, &e))?;
+                    let exclude = ignore_patterns(&[dir.join(".dockerignore")]).map_err(|e| flag_error(spec, &e))?;
                     contexts.locals.push((name.clone(), dir));
                     NamedContext::Local { name: name.clone(), exclude }
                 }
@@ -115,18 +115,6 @@ fn split_layout(layout: &str) -> (PathBuf, Option<String>) {
         Some((path, tag)) if !tag.is_empty() && !tag.contains('/') => (PathBuf::from(path), Some(tag.to_owned())),
         _ => (PathBuf::from(layout), None),
     }
-}
-
-/// The `.dockerignore` patterns of a directory context, as BuildKit applies them.
-fn dockerignore(dir: &Path) -> Result<Vec<String>, String> {
-    let path = dir.join(".dockerignore");
-    let patterns = match std::fs::read_to_string(&path) {
-        Ok(text) => read_ignore_file(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    PatternMatcher::new(&patterns).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(patterns)
 }
 
 fn flag_error(spec: &str, reason: &str) -> CliError {

@@ -196,10 +196,24 @@ fn lower_options(args: &BuildArgs, dockerfile: &Path) -> Result<LowerOptions, Cl
         options = options.label(name, value);
     }
     let beside = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
-    let ignore = fs::read_to_string(&beside).or_else(|_| fs::read_to_string(args.context.join(".dockerignore")));
-    let patterns = read_ignore_file(&ignore.unwrap_or_default());
-    PatternMatcher::new(&patterns).map_err(|e| CliError(format!(".dockerignore: {e}")))?;
+    let patterns = ignore_patterns(&[beside, args.context.join(".dockerignore")]).map_err(CliError)?;
     Ok(options.ignore_patterns(patterns))
+}
+
+/// The patterns of the first of `candidates` that exists (none: no patterns), checked to compile; a file that
+/// exists but cannot be read is an error, never a context sent whole.
+pub(super) fn ignore_patterns(candidates: &[PathBuf]) -> Result<Vec<String>, String> {
+    for path in candidates {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let patterns = read_ignore_file(&text);
+        PatternMatcher::new(&patterns).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(patterns);
+    }
+    Ok(Vec::new())
 }
 
 /// `--call targets` output, as buildx prints it.
@@ -257,4 +271,24 @@ fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
         text.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_ignore_file_found_applies_and_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (beside, context) = (dir.path().join("Dockerfile.dockerignore"), dir.path().join(".dockerignore"));
+        assert!(ignore_patterns(&[beside.clone(), context.clone()]).unwrap().is_empty(), "none: no patterns");
+        fs::write(&context, "*.log\n").unwrap();
+        assert_eq!(ignore_patterns(&[beside.clone(), context.clone()]).unwrap(), ["*.log"]);
+        fs::write(&beside, "secrets/\n").unwrap();
+        assert_eq!(ignore_patterns(&[beside.clone(), context.clone()]).unwrap(), ["secrets"]);
+        fs::remove_file(&beside).unwrap();
+        fs::create_dir(&beside).unwrap();
+        let err = ignore_patterns(&[beside.clone(), context]).unwrap_err();
+        assert!(err.starts_with(&format!("reading {}", beside.display())), "{err}");
+    }
 }

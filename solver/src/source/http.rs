@@ -50,15 +50,14 @@ struct Validator {
 impl<'a> HttpSource<'a> {
     /// A source for `url`; the checksum must be `sha256:<64 hex>`.
     pub(crate) fn new(url: &'a str, checksum: Option<&'a str>, filename: Option<&str>) -> Result<Self> {
-        if let Some(checksum) = checksum {
-            let hex = checksum.strip_prefix("sha256:").unwrap_or_default();
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                return Err(Error::Invalid {
-                    what: "checksum",
-                    value: checksum.to_owned(),
-                    reason: "expected sha256:<64 lowercase hex digits>".into(),
-                });
-            }
+        if let Some(checksum) = checksum
+            && checksum.parse::<strata_snapshotter::Digest>().is_err()
+        {
+            return Err(Error::Invalid {
+                what: "checksum",
+                value: checksum.to_owned(),
+                reason: "expected sha256:<64 lowercase hex digits>".into(),
+            });
         }
         Ok(Self { url, checksum, filename: safe_file_name(filename.unwrap_or_default()) })
     }

@@ -15,7 +15,7 @@ use strata_llb::patterns::PatternMatcher;
 use strata_snapshotter::Snapshotter;
 
 use crate::error::{Error, IoContext, Result};
-use crate::file::{expand_sources, set_mtime};
+use crate::file::{HardLinks, expand_sources, set_mtime};
 use crate::snapshot::ActiveTree;
 
 pub(crate) use hash::{Checksum, Selection};
@@ -198,10 +198,14 @@ pub(crate) fn solve(snapshotter: &Arc<dyn Snapshotter>, dir: &Path, filter: &Con
 
 /// Copies the filtered context into `dest` (an empty snapshot tree), owned by root, modes and mtimes kept.
 fn materialise(root: &Path, filter: &ContextFilter, dest: &Path) -> Result<()> {
+    let links = HardLinks::default();
     walk(root, root, filter, &mut |rel, path, meta| {
         let target = dest.join(rel);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).io_context(|| format!("creating {}", parent.display()))?;
+        }
+        if links.link(meta, &target)? {
+            return Ok(());
         }
         if meta.is_dir() {
             fs::create_dir_all(&target).io_context(|| format!("creating {}", target.display()))?;
@@ -372,5 +376,15 @@ mod tests {
         assert_eq!(hashes.memo(&linked).unwrap().record(), record);
         assert_eq!(hashes.memo(&dir.path().join("sub/..")).unwrap().record(), record);
         assert!(record.starts_with(state.path().join("context-hashes")));
+    }
+
+    #[test]
+    fn a_context_keeps_its_hard_links() {
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::write(src.path().join("a"), "same").unwrap();
+        fs::hard_link(src.path().join("a"), src.path().join("b")).unwrap();
+        materialise(src.path(), &ContextFilter::new(&[], &[]).unwrap(), dst.path()).unwrap();
+        let (a, b) = (fs::metadata(dst.path().join("a")).unwrap(), fs::metadata(dst.path().join("b")).unwrap());
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
     }
 }

@@ -10,7 +10,7 @@ use strata_llb::CopyAction;
 use strata_llb::patterns::PatternMatcher;
 
 use super::chmod::Chmod;
-use super::{expand_sources, has_wildcard, remove_any, resolve_in_root, resolve_owner, set_mtime};
+use super::{HardLinks, expand_sources, has_wildcard, remove_any, resolve_in_root, resolve_owner, set_mtime};
 use crate::error::{Error, IoContext, Result};
 
 /// Copies everything in the tree at `source` onto the root of the tree at `dest`, owners and modes kept.
@@ -44,6 +44,7 @@ pub(crate) fn copy(action: &CopyAction, source: &Path, dest: &Path) -> Result<()
         owner: action.chown.as_ref().map(|c| resolve_owner(dest, c)).transpose()?,
         mode: action.chmod.as_deref().map(Chmod::parse).transpose()?,
         exclude,
+        links: HardLinks::default(),
     };
     let mut matches = Vec::new();
     for pattern in &action.sources {
@@ -108,6 +109,7 @@ struct Options {
     owner: Option<(u32, u32)>,
     mode: Option<Chmod>,
     exclude: PatternMatcher,
+    links: HardLinks,
 }
 
 /// `found` relative to the tree root `root`, slash-separated, empty for the root itself.
@@ -188,6 +190,10 @@ fn copy_entry(src: &Path, dst: &Path, meta: &Metadata, rel: &str, options: &Opti
             return Ok(());
         }
         remove_any(dst)?;
+        if options.links.link(meta, dst)? {
+            // The first copy of the inode already has its owner, mode and mtime.
+            return Ok(());
+        }
         if meta.is_symlink() {
             let link = fs::read_link(src).io_context(|| format!("reading the link {}", src.display()))?;
             std::os::unix::fs::symlink(&link, dst).io_context(|| format!("creating {}", dst.display()))?;
@@ -341,5 +347,21 @@ mod tests {
         copy(&add, src.path(), dst.path()).unwrap();
         assert!(dst.path().join("run/x").is_file(), "the absolute link resolves inside the tree");
         assert!(dst.path().join("escape").is_file(), "`..` stops at the tree's root");
+    }
+
+    #[test]
+    fn hard_links_within_a_copy_stay_links() {
+        let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::create_dir(src.path().join("bin")).unwrap();
+        fs::write(src.path().join("bin/busybox"), "binary").unwrap();
+        for applet in ["sh", "ls"] {
+            fs::hard_link(src.path().join("bin/busybox"), src.path().join("bin").join(applet)).unwrap();
+        }
+        copy(&action(&["bin"], "/usr/bin/"), src.path(), dst.path()).unwrap();
+        let inode = |name: &str| fs::metadata(dst.path().join("usr/bin").join(name)).unwrap().ino();
+        assert_eq!(inode("busybox"), inode("sh"));
+        assert_eq!(inode("busybox"), inode("ls"));
+        assert_eq!(fs::metadata(dst.path().join("usr/bin/sh")).unwrap().nlink(), 3, "no link to the source");
+        assert_eq!(fs::read_to_string(dst.path().join("usr/bin/ls")).unwrap(), "binary");
     }
 }

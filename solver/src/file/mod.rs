@@ -4,11 +4,12 @@
 mod chmod;
 mod copy;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-
 use std::sync::Arc;
 
 use strata_llb::{Chown, FileAction, FileOp};
@@ -195,6 +196,32 @@ fn descendants(dir: &Path, name: &str, out: &mut Vec<String>) {
         out.push(child.clone());
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             descendants(&entry.path(), &child, out);
+        }
+    }
+}
+
+/// Files with several links met by one copy: their later names become links to the first copy, as BuildKit's
+/// copier keeps hard links (a busybox tree stays one binary, not hundreds of copies of it).
+#[derive(Default)]
+pub(crate) struct HardLinks(RefCell<HashMap<(u64, u64), PathBuf>>);
+
+impl HardLinks {
+    /// Links `dst` to the earlier copy of the source inode `meta` describes and returns true; otherwise
+    /// remembers `dst` as that inode's copy, which the caller makes, and returns false.
+    pub(crate) fn link(&self, meta: &Metadata, dst: &Path) -> Result<bool> {
+        if !meta.is_file() || meta.nlink() < 2 {
+            return Ok(false);
+        }
+        let mut seen = self.0.borrow_mut();
+        match seen.get(&(meta.dev(), meta.ino())) {
+            Some(first) => {
+                fs::hard_link(first, dst).io_context(|| format!("linking {} to {}", dst.display(), first.display()))?;
+                Ok(true)
+            }
+            None => {
+                seen.insert((meta.dev(), meta.ino()), dst.to_owned());
+                Ok(false)
+            }
         }
     }
 }
